@@ -1,0 +1,204 @@
+"""The `migratebot` command. Thin: parse arguments, call one service, render with rich."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bot.domain.errors import DomainError
+from bot.settings import Settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Exit codes: 0 done, 1 a check failed (audit verify), 2 bad input / refused / capability not landed.
+EXIT_CHECK_FAILED = 1
+EXIT_REFUSED = 2
+
+
+def refuses_on_domain_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """A DomainError is a message for a person: print it, exit 2, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except DomainError as exc:
+            err.print(f"[red]error:[/red] {exc}", markup=True)
+            sys.exit(EXIT_REFUSED)
+
+    return wrapper
+
+
+def not_landed(command: str, capability: str) -> None:
+    err.print(
+        f"`migratebot {command}` is not available yet: it arrives with {capability}. "
+        "Nothing was done.",
+        markup=False,
+    )
+    sys.exit(EXIT_REFUSED)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="migratebot")
+def main() -> None:
+    """migratebot: move EKS worker nodes from Amazon Linux 2 to Bottlerocket, wave by wave, from Slack."""
+
+
+# ---- plan -----------------------------------------------------------------------------------
+
+
+@main.group()
+def plan() -> None:
+    """Work with plan files."""
+
+
+@plan.command("validate")
+@click.argument("file", type=click.Path(path_type=Path))
+def plan_validate(file: Path) -> None:
+    """Check FILE; print every problem with file:line:column, or a summary and the plan hash."""
+    from bot.plan import PlanInvalid, load_plan, plan_hash
+
+    try:
+        parsed = load_plan(file)
+    except PlanInvalid as exc:
+        for problem in exc.problems:
+            err.print(str(problem), markup=False)
+        count = len(exc.problems)
+        err.print(f"{count} problem{'s' if count != 1 else ''} in {file}: nothing was loaded.", markup=False)
+        sys.exit(EXIT_REFUSED)
+    from bot.views.console import render_plan_summary
+
+    render_plan_summary(out, parsed.summary())
+    out.print(f"{file}: valid. plan hash: {plan_hash(parsed)}", markup=False)
+
+
+# ---- database -------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The migration database."""
+
+
+@db.command("upgrade")
+@refuses_on_domain_errors
+def db_upgrade() -> None:
+    """Create or upgrade the schema to this version of migratebot."""
+    from storage.db import redacted_url
+    from storage.schema import current_revision, upgrade
+
+    url = Settings().resolved_database_url
+    upgrade(url)
+    out.print(f"database {redacted_url(url)} is at revision {current_revision(url)} (current)", markup=False)
+
+
+@main.command()
+@refuses_on_domain_errors
+def status() -> None:
+    """Each cluster's migration and its waves, from the database."""
+    from bot.services.context import open_storage
+    from bot.views.console import render_status
+
+    with open_storage(Settings()) as storage:
+        render_status(out, storage.migrations.list(), storage.migrations.waves)
+
+
+# ---- audit ----------------------------------------------------------------------------------
+
+
+@main.group()
+def audit() -> None:
+    """The append-only, hash-chained audit log."""
+
+
+@audit.command("verify")
+@refuses_on_domain_errors
+def audit_verify() -> None:
+    """Recompute the chain; exit 1 naming the first broken event."""
+    from bot.services.context import open_storage
+
+    with open_storage(Settings()) as storage:
+        result = storage.audit.verify()
+    if result.ok:
+        out.print(f"{result.count} events, chain intact", markup=False)
+        return
+    err.print(f"audit chain broken at event {result.first_broken_seq}: {result.reason}", markup=False)
+    sys.exit(EXIT_CHECK_FAILED)
+
+
+@audit.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write to this file instead of standard output.")
+@refuses_on_domain_errors
+def audit_export(fmt: str, output: Path | None) -> None:
+    """Every audit event in order, one JSON object per line."""
+    from bot.domain.canonical import canonical_json
+    from bot.services.context import open_storage
+
+    with open_storage(Settings()) as storage:
+        stream = output.open("w", encoding="utf-8") if output else sys.stdout
+        try:
+            for event in storage.audit.export():
+                stream.write(canonical_json(event) + "\n")
+        finally:
+            if output:
+                stream.close()
+
+
+# ---- running --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path), default=None,
+              help="The plan file (default: MIGRATEBOT_PLAN).")
+@refuses_on_domain_errors
+def serve(plan_file: Path | None) -> None:
+    """Run the bot: Slack events, the engine, the canary scheduler."""
+    from bot.services.context import open_storage
+
+    with open_storage(Settings()):
+        pass  # refuses an un-migrated or newer database before anything else starts
+    not_landed("serve", "the Slack surface (issue: Slack surface: /migrate commands …)")
+
+
+@main.command()
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path), default=Path("examples/plan.yaml"),
+              show_default=True)
+@refuses_on_domain_errors
+def demo(plan_file: Path) -> None:
+    """Play the migration story end to end on the embedded defaults."""
+    from bot.services.demo import run_demo
+
+    run_demo(Settings(), plan_file, out)
+
+
+@main.command()
+@click.option("--scenario", default="demo", show_default=True)
+@click.option("--kubeconfig-out", type=click.Path(path_type=Path, dir_okay=False), default=None)
+def sandbox(scenario: str, kubeconfig_out: Path | None) -> None:
+    """Start the emulated EKS cluster, AWS and Slack; print their endpoints."""
+    not_landed("sandbox", "the sandbox EKS (issue: Sandbox EKS: an emulated cluster …)")
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["readiness", "security"]))
+@click.option("--wave", type=int, required=True, help="Wave number, from 1.")
+def report(kind: str, wave: int) -> None:
+    """A wave's readiness or AL2-vs-Bottlerocket security summary."""
+    not_landed(f"report {kind}", "the readiness and security summaries (issue: Per-wave readiness …)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

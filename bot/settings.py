@@ -1,0 +1,47 @@
+"""Configuration from the environment: MIGRATEBOT_* for migratebot, Slack's and AWS's own names for theirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob, with the default an operator would expect. Secrets are SecretStr: never printed."""
+
+    model_config = SettingsConfigDict(env_prefix="MIGRATEBOT_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path(".migratebot"),
+        description="Where the embedded SQLite database and other local state live (a volume in a container).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; unset means the embedded SQLite file DATA_DIR/migratebot.db. "
+        "Production: postgresql+psycopg://user:pass@host:5432/db",
+    )
+    plan: Path | None = Field(default=None, description="The plan YAML file (or `--plan FILE`).")
+    http_host: str = "0.0.0.0"
+    http_port: int = 3000
+    slack_api_url: str | None = Field(
+        default=None, description="Another Slack Web API base URL (the sandbox's); unset means slack.com."
+    )
+    log_level: str = "INFO"
+
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "MIGRATEBOT_SLACK_BOT_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "MIGRATEBOT_SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "MIGRATEBOT_SLACK_APP_TOKEN")
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'migratebot.db').resolve()}"

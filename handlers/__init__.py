@@ -1,0 +1,1 @@
+"""Slack listeners (thin: parse, authorize, call one service, render), the /migrate grammar and Block Kit views."""
