@@ -1,0 +1,68 @@
+"""The migration plan: a YAML file, validated into frozen models, hashed for approvals."""
+
+from bot.plan.durations import DurationError, format_duration, parse_duration
+from bot.plan.hashing import plan_hash
+from bot.plan.loader import load_plan, parse_plan
+from bot.plan.models import (
+    Approvals,
+    Blocking,
+    Canary,
+    ChangeWindow,
+    Channels,
+    Check,
+    Cluster,
+    EC2NodeClass,
+    Impersonation,
+    NodePool,
+    Plan,
+    Prometheus,
+    Requirement,
+    RequirementOperator,
+    RoleMembers,
+    Roles,
+    Selector,
+    Strategy,
+    Taint,
+    Target,
+    UnknownCluster,
+    Wave,
+)
+from bot.plan.problems import PlanInvalid, PlanProblem
+from bot.plan.summary import ClusterSummary, PlanSummary, RoleSummary, WaveSummary
+
+__all__ = [
+    "Approvals",
+    "Blocking",
+    "Canary",
+    "ChangeWindow",
+    "Channels",
+    "Check",
+    "Cluster",
+    "ClusterSummary",
+    "DurationError",
+    "EC2NodeClass",
+    "Impersonation",
+    "NodePool",
+    "Plan",
+    "PlanInvalid",
+    "PlanProblem",
+    "PlanSummary",
+    "Prometheus",
+    "Requirement",
+    "RequirementOperator",
+    "RoleMembers",
+    "RoleSummary",
+    "Roles",
+    "Selector",
+    "Strategy",
+    "Taint",
+    "Target",
+    "UnknownCluster",
+    "Wave",
+    "WaveSummary",
+    "format_duration",
+    "load_plan",
+    "parse_duration",
+    "parse_plan",
+    "plan_hash",
+]
