@@ -10,7 +10,6 @@ from typing import ParamSpec, TypeVar
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from bot.domain.errors import DomainError
 from bot.settings import Settings
@@ -18,8 +17,10 @@ from bot.settings import Settings
 P = ParamSpec("P")
 R = TypeVar("R")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output (CI logs, `| less`) gets a wide page instead of rich's 80-column default.
+_PIPED_WIDTH = None if sys.stdout.isatty() else 160
+out = Console(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
 
 # Exit codes: 0 done, 1 a check failed (audit verify), 2 bad input / refused / capability not landed.
 EXIT_CHECK_FAILED = 1
@@ -42,8 +43,7 @@ def refuses_on_domain_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 def not_landed(command: str, capability: str) -> None:
     err.print(
-        f"`migratebot {command}` is not available yet: it arrives with {capability}. "
-        "Nothing was done.",
+        f"`migratebot {command}` is not available yet: it arrives with {capability}. Nothing was done.",
         markup=False,
     )
     sys.exit(EXIT_REFUSED)
@@ -139,8 +139,13 @@ def audit_verify() -> None:
 
 @audit.command("export")
 @click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write to this file instead of standard output.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
 @refuses_on_domain_errors
 def audit_export(fmt: str, output: Path | None) -> None:
     """Every audit event in order, one JSON object per line."""
@@ -161,8 +166,13 @@ def audit_export(fmt: str, output: Path | None) -> None:
 
 
 @main.command()
-@click.option("--plan", "plan_file", type=click.Path(path_type=Path), default=None,
-              help="The plan file (default: MIGRATEBOT_PLAN).")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The plan file (default: MIGRATEBOT_PLAN).",
+)
 @refuses_on_domain_errors
 def serve(plan_file: Path | None) -> None:
     """Run the bot: Slack events, the engine, the canary scheduler."""
@@ -174,8 +184,13 @@ def serve(plan_file: Path | None) -> None:
 
 
 @main.command()
-@click.option("--plan", "plan_file", type=click.Path(path_type=Path), default=Path("examples/plan.yaml"),
-              show_default=True)
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path),
+    default=Path("examples/plan.yaml"),
+    show_default=True,
+)
 @refuses_on_domain_errors
 def demo(plan_file: Path) -> None:
     """Play the migration story end to end on the embedded defaults."""

@@ -15,7 +15,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path(".migratebot"),
-        description="Where the embedded SQLite database and other local state live (a volume in a container).",
+        description="Where the embedded SQLite database and other local state live (a container volume).",
     )
     database_url: str | None = Field(
         default=None,

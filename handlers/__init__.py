@@ -1,1 +1,1 @@
-"""Slack listeners (thin: parse, authorize, call one service, render), the /migrate grammar and Block Kit views."""
+"""Slack listeners (thin: parse, authorize, call a service, render), the /migrate grammar, Block Kit."""

@@ -11,7 +11,9 @@ from bot.domain.canonical import canonical_json, sha256_hex
 GENESIS_HASH = "0" * 64
 REDACTED = "[redacted]"
 
-_SECRET_KEY = re.compile(r"(token|secret|password|passwd|authorization|api[_-]?key|signing|credential|cookie)", re.I)
+_SECRET_KEY = re.compile(
+    r"(token|secret|password|passwd|authorization|api[_-]?key|signing|credential|cookie)", re.I
+)
 _SECRET_VALUE = re.compile(
     r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|AKIA[0-9A-Z]{16}|Bearer\s+\S+|"
     r"postgres(?:ql)?(?:\+\w+)?://[^:@/\s]+:[^@\s]+@)",
@@ -22,9 +24,7 @@ _SECRET_VALUE = re.compile(
 def redact(value: Any) -> Any:
     """A copy of `value` with secret-looking keys and values replaced: payloads are written forever."""
     if isinstance(value, dict):
-        return {
-            str(k): (REDACTED if _SECRET_KEY.search(str(k)) else redact(v)) for k, v in value.items()
-        }
+        return {str(k): (REDACTED if _SECRET_KEY.search(str(k)) else redact(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     if isinstance(value, str) and _SECRET_VALUE.search(value):

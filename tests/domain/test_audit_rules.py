@@ -12,8 +12,13 @@ AT = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
 def _hash(**changes: object) -> str:
     fields: dict[str, object] = {
-        "prev_hash": GENESIS_HASH, "seq": 1, "at": AT, "actor": "U1", "action": "wave.request",
-        "subject": "wave:demo/web", "payload": {"from": "planned"},
+        "prev_hash": GENESIS_HASH,
+        "seq": 1,
+        "at": AT,
+        "actor": "U1",
+        "action": "wave.request",
+        "subject": "wave:demo/web",
+        "payload": {"from": "planned"},
     }
     fields.update(changes)
     return event_hash(**fields)  # type: ignore[arg-type]
@@ -22,8 +27,13 @@ def _hash(**changes: object) -> str:
 def test_changing_any_field_of_an_event_changes_its_hash() -> None:
     base = _hash()
     for change in [
-        {"prev_hash": "1" * 64}, {"seq": 2}, {"at": AT + dt.timedelta(seconds=1)}, {"actor": "U2"},
-        {"action": "wave.approve"}, {"subject": "wave:demo/db"}, {"payload": {"from": "requested"}},
+        {"prev_hash": "1" * 64},
+        {"seq": 2},
+        {"at": AT + dt.timedelta(seconds=1)},
+        {"actor": "U2"},
+        {"action": "wave.approve"},
+        {"subject": "wave:demo/db"},
+        {"payload": {"from": "requested"}},
     ]:
         assert _hash(**change) != base, change
 

@@ -7,7 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.domain.errors import IllegalTransition
-from bot.domain.waves import ABORTABLE, TERMINAL, TRANSITIONS, Trigger, WaveState, allowed_triggers, next_state
+from bot.domain.waves import (
+    ABORTABLE,
+    TERMINAL,
+    TRANSITIONS,
+    Trigger,
+    WaveState,
+    allowed_triggers,
+    next_state,
+)
 
 S, T = WaveState, Trigger
 
@@ -64,7 +72,7 @@ def test_every_non_terminal_state_but_completed_can_be_aborted() -> None:
 
 
 def test_nothing_leaves_a_terminal_state() -> None:
-    for (source, _trigger) in TRANSITIONS:
+    for source, _trigger in TRANSITIONS:
         assert source not in TERMINAL
     for state in TERMINAL:
         assert allowed_triggers(state) == []

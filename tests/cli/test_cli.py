@@ -1,0 +1,120 @@
+"""The `migratebot` command as an operator runs it: the installed console script, in a fresh data dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "plan.yaml"
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def migratebot(tmp_path: Path) -> Run:
+    """Run the installed `migratebot` with its data dir in tmp_path and no database URL inherited."""
+    executable = shutil.which("migratebot", path=str(Path(os.sys.executable).parent))
+    assert executable, "the migratebot console script is not installed in this venv: run `make test`"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIGRATEBOT_")}
+    env["MIGRATEBOT_DATA_DIR"] = str(tmp_path / "data")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    return run
+
+
+def test_the_example_plan_validates_with_a_summary_and_its_hash(migratebot: Run) -> None:
+    result = migratebot("plan", "validate", str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert "valid. plan hash: " in result.stdout
+    for wave in ("stateless-web", "karpenter-general", "batch-and-data"):
+        assert wave in result.stdout
+
+
+def test_a_bad_plan_lists_each_problem_with_its_position_and_exits_2(migratebot: Run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        EXAMPLE.read_text().replace(
+            "strategy: drain\n    max_parallel_nodes: 4", "strategy: drian\n    max_parallel_nodes: 4"
+        )
+    )
+    result = migratebot("plan", "validate", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:" in result.stderr and "strategy" in result.stderr
+    assert "nothing was loaded" in result.stderr
+
+
+def test_commands_refuse_an_unmigrated_database_and_say_which_command_to_run(migratebot: Run) -> None:
+    for args in (("status",), ("audit", "verify"), ("serve", "--plan", str(EXAMPLE))):
+        result = migratebot(*args)
+        assert result.returncode == 2, args
+        assert "migratebot db upgrade" in result.stderr, args
+
+
+def test_db_upgrade_then_status_shows_no_migration_yet(migratebot: Run) -> None:
+    upgraded = migratebot("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "(current)" in upgraded.stdout
+    again = migratebot("db", "upgrade")
+    assert again.returncode == 0, again.stderr
+    status = migratebot("status")
+    assert status.returncode == 0, status.stderr
+    assert "no migration" in status.stdout.lower()
+
+
+def test_the_demo_registers_the_plan_and_status_and_audit_show_it(migratebot: Run, tmp_path: Path) -> None:
+    demo = migratebot("demo", "--plan", str(EXAMPLE))
+    assert demo.returncode == 0, demo.stderr
+    assert "stateless-web" in demo.stdout
+    status = migratebot("status")
+    assert status.returncode == 0, status.stderr
+    assert "sandbox-demo" in status.stdout and "planned" in status.stdout
+    verify = migratebot("audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stdout.strip().endswith("events, chain intact")
+    exported = migratebot("audit", "export", "--format", "jsonl")
+    lines = exported.stdout.strip().splitlines()
+    assert len(lines) == int(verify.stdout.split()[0])
+    assert '"action":"migration.created"' in lines[0]
+
+
+def test_a_demo_run_twice_changes_nothing_the_second_time(migratebot: Run) -> None:
+    assert migratebot("demo", "--plan", str(EXAMPLE)).returncode == 0
+    first = migratebot("audit", "verify").stdout
+    assert migratebot("demo", "--plan", str(EXAMPLE)).returncode == 0
+    assert migratebot("audit", "verify").stdout == first
+
+
+def test_audit_verify_finds_a_row_edited_by_hand(migratebot: Run, tmp_path: Path) -> None:
+    assert migratebot("demo", "--plan", str(EXAMPLE)).returncode == 0
+    with sqlite3.connect(tmp_path / "data" / "migratebot.db") as conn:
+        conn.execute("UPDATE audit_events SET actor = 'U0MALLORY1' WHERE seq = 2")
+    result = migratebot("audit", "verify")
+    assert result.returncode == 1
+    assert "event 2" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "capability"),
+    [
+        (("sandbox", "--scenario", "demo"), "Sandbox EKS"),
+        (("report", "readiness", "--wave", "1"), "readiness"),
+        (("report", "security", "--wave", "1"), "readiness"),
+    ],
+)
+def test_commands_whose_capability_has_not_landed_say_so_and_exit_2(
+    migratebot: Run, args: tuple[str, ...], capability: str
+) -> None:
+    result = migratebot(*args)
+    assert result.returncode == 2
+    assert "not available yet" in result.stderr and capability in result.stderr
+    assert result.stdout == ""
