@@ -12,7 +12,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -155,6 +155,9 @@ def _parse_continue(token: str, store: Store) -> tuple[str, str]:
     return key
 
 
+RequestHook = Callable[[RequestInfo, User, dict[str, list[str]]], Awaitable[None]]
+
+
 class KubeApi:
     """The cluster: registry, store, auth and the ASGI app serving them."""
 
@@ -186,6 +189,10 @@ class KubeApi:
         self.log = RequestLog()
         self.watches = Watches(self.store, bookmark_interval)
         self.discovery = Discovery(self.registry)
+        # Fault injection (sandbox/scenarios/faults.py): awaited after authentication on every API
+        # request; it may sleep (latency), raise an ApiError (throttling, 5xx) or shorten a watch's
+        # `timeoutSeconds` in `query` (watch disconnects).
+        self.request_hook: RequestHook | None = None
         self._seed()
         self.app = Starlette(
             routes=[
@@ -350,6 +357,8 @@ class KubeApi:
             entry["groups"] = list(acting.groups)
             if acting is not user:
                 entry["impersonatedBy"] = user.name
+            if self.request_hook is not None:
+                await self.request_hook(info, acting, query)
             allowed, _ = self.authorizer.allowed(acting, info.attributes())
             if not allowed:
                 a = info.attributes()
@@ -405,7 +414,7 @@ class KubeApi:
                 raise errors.method_not_allowed("eviction only supports create")
             body = await self._body(request)
             options = body.get("deleteOptions") or {}
-            self.disruption.evict(info.namespace, info.name, options.get("gracePeriodSeconds"))
+            self.disruption.evict(info.namespace, info.name, options.get("gracePeriodSeconds"), by=user.name)
             return _json(_success(201), 201)
         if verb in ("list", "watch", "deletecollection"):
             label_reqs = parse_label_selector(q("labelSelector")) if q("labelSelector") else None
@@ -480,6 +489,9 @@ class KubeApi:
             delete_options: JSON = await self._body(request) if (await request.body()).strip() else {}
             propagation = delete_options.get("propagationPolicy") or q("propagationPolicy") or None
             pre = delete_options.get("preconditions") or {}
+            grace = delete_options.get("gracePeriodSeconds")
+            if grace is None and q("gracePeriodSeconds"):
+                grace = int(q("gracePeriodSeconds"))
             obj, _gone = self.store.delete(
                 rt,
                 info.namespace,
@@ -487,6 +499,7 @@ class KubeApi:
                 propagation=propagation,
                 uid=pre.get("uid"),
                 resource_version=pre.get("resourceVersion"),
+                grace_period=grace,
             )
             return _json(obj)
         raise errors.method_not_allowed(f"{verb} is not supported")

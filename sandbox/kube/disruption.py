@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 
 from sandbox.kube import errors
 from sandbox.kube.jsontypes import JSON
@@ -48,6 +49,9 @@ class Disruption:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._watchers: list[Watcher] = []
+        # Called with (namespace, pod name, pod uid, HTTP code, who) after every eviction attempt:
+        # the ground truth records them (201 evicted, 429 refused by a budget).
+        self.observers: list[Callable[[str, str, str, int, str], None]] = []
 
     # ---- status ---------------------------------------------------------------------------------
 
@@ -145,8 +149,20 @@ class Disruption:
 
     # ---- eviction -------------------------------------------------------------------------------
 
-    def evict(self, namespace: str, name: str, grace_period: int | None) -> None:
+    def evict(self, namespace: str, name: str, grace_period: int | None, *, by: str = "") -> None:
         """Decide and carry out a policy/v1 Eviction; raises ApiError(429) when a PDB forbids it."""
+        with self.store.lock:
+            uid = (self.store.get(self.pods, namespace, name) or {}).get("metadata", {}).get("uid", "")
+            try:
+                self._evict(namespace, name, grace_period)
+            except errors.ApiError as e:
+                for observe in self.observers:
+                    observe(namespace, name, uid, e.code, by)
+                raise
+            for observe in self.observers:
+                observe(namespace, name, uid, 201, by)
+
+    def _evict(self, namespace: str, name: str, grace_period: int | None) -> None:
         with self.store.lock:
             pod = self.store.must_get(self.pods, namespace, name)
             phase = (pod.get("status") or {}).get("phase")
@@ -189,8 +205,8 @@ class Disruption:
                     self.store.update(
                         self.pdbs, dict(pdb, status=new_status), subresource="status", force=True
                     )
-            # No kubelet yet: a deleted pod goes away at once, whatever its grace period.
-            self.store.delete(self.pods, namespace, name)
+            # With the controllers' kubelet running the pod stays Terminating for its grace period.
+            self.store.delete(self.pods, namespace, name, grace_period=grace_period)
 
     # ---- background refresh (the disruption controller) -----------------------------------------
 

@@ -104,11 +104,21 @@ class Store:
         self._dependents: dict[str, set[tuple[str, ObjKey]]] = {}
         self._admission: dict[str, list[Admission]] = {}
         self._field_indexes: dict[tuple[str, str], FieldIndex] = {}
+        self._graceful: dict[str, Callable[[JSON, int | None], int]] = {}
 
     # ---- configuration -------------------------------------------------------------------------
 
     def add_admission(self, resource: str, fn: Admission) -> None:
         self._admission.setdefault(resource, []).append(fn)
+
+    def set_graceful_deletion(self, resource: str, fn: Callable[[JSON, int | None], int] | None) -> None:
+        """Graceful deletion (the kubelet's side of pod deletion): `fn(object, requested grace period)`
+        returns the emulated seconds the object stays terminating (deletionTimestamp set), 0 to delete
+        at once. Whoever installs it removes the object later with `delete(..., grace_period=0)`."""
+        if fn is None:
+            self._graceful.pop(resource, None)
+        else:
+            self._graceful[resource] = fn
 
     def add_field_index(self, resource: str, field: str, value_of: Callable[[JSON], str]) -> None:
         """Index a resource by a field value (pods by spec.nodeName: drain and describe node ask for
@@ -139,6 +149,11 @@ class Store:
         if where is None:
             return None
         return self._objects.get(where[0], {}).get(where[1])
+
+    def dependents(self, owner_uid: str) -> list[JSON]:
+        """Objects whose ownerReferences name `owner_uid` (a controller's pods), from the GC's index."""
+        with self.lock:
+            return [obj for _, obj in self._dependent_objects(owner_uid)]
 
     def count(self, rt: ResourceType) -> int:
         return len(self._objects.get(rt.key, {}))
@@ -335,6 +350,7 @@ class Store:
         propagation: str | None = None,
         uid: str | None = None,
         resource_version: str | None = None,
+        grace_period: int | None = None,
     ) -> tuple[JSON, bool]:
         """DELETE semantics; returns (object, gone). With finalizers the object stays, marked deleted."""
         with self.lock:
@@ -356,6 +372,23 @@ class Store:
                 # The real GC deletes dependents first behind a foregroundDeletion finalizer; done
                 # synchronously here, so the owner is gone when the call returns.
                 self._delete_dependents(meta["uid"])
+            graceful = self._graceful.get(rt.key)
+            if graceful is not None and grace_period != 0:
+                if meta.get("deletionTimestamp"):
+                    return obj, False
+                seconds = graceful(obj, grace_period)
+                if seconds > 0:
+                    new = dict(obj)
+                    new["metadata"] = dict(
+                        meta,
+                        deletionTimestamp=rfc3339(self.clock() + seconds),
+                        deletionGracePeriodSeconds=seconds,
+                    )
+                    self._rv += 1
+                    new["metadata"]["resourceVersion"] = str(self._rv)
+                    self._objects[rt.key][(ns, name)] = new
+                    self._emit(Event("MODIFIED", rt.key, new, obj, self._rv))
+                    return new, False
             if meta.get("finalizers"):
                 if meta.get("deletionTimestamp"):
                     return obj, False
