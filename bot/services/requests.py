@@ -1,0 +1,520 @@
+"""What people ask of a migration from chat: request the next wave, decide on a request, pause,
+resume, abort, read status and the audit log.
+
+Every decision is re-checked here against the database and the plan as they are now — never against
+what a button or a payload claims. A request is identified by its wave's id and the wave's version
+when it was requested (`RequestRef`): any later change to the wave (a decision, an expiry, a fresh
+request) moves the version, so an old or copied button can't act on a newer request.
+
+Synchronous (SQLAlchemy underneath): the Slack handlers call these from a worker thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.domain.errors import ConcurrentTransition, DomainError, Forbidden, IllegalTransition
+from bot.domain.policy import Actor, authorize
+from bot.domain.waves import ACTIVE, Trigger, WaveState
+from bot.plan import Plan, parse_plan, plan_hash
+from bot.plan import Wave as PlanWave
+from bot.services.plans import register_plan
+from bot.services.waves import WaveService
+from storage.errors import AlreadyDecided, NotFound
+from storage.models import utc_now
+from storage.repositories import ApprovalDecision, ApprovalView, AuditEventView, Repositories, WaveView
+
+SYSTEM = Actor.system()
+REQUEST_POSTED = "slack.request_posted"
+ACTION_REFUSED = "slack.action_refused"
+ACCESS_DENIED = "access.denied"
+_DONE = frozenset({WaveState.COMPLETED, WaveState.ROLLED_BACK, WaveState.ABORTED})
+_REQUESTABLE = frozenset({WaveState.PLANNED, WaveState.DENIED, WaveState.EXPIRED})
+
+
+class RequestRefused(DomainError):
+    """The ask can't be granted as things are now; the message says why and what to do instead."""
+
+
+class StaleRequest(RequestRefused):
+    """The button belongs to a request that is no longer open (decided, expired or replaced)."""
+
+
+class ForgedAction(RequestRefused):
+    """The action does not match a request migratebot posted (another channel, message or wave)."""
+
+
+class PlanChangedSinceRequest(RequestRefused):
+    """The plan's hash differs from the one the request was made under: the request has expired."""
+
+    def __init__(self, message: str, wave: WaveView) -> None:
+        super().__init__(message)
+        self.wave = wave
+
+
+# ---- the plan, as the file says now -------------------------------------------------------------
+
+
+class PlanSource:
+    """The plan file, re-read when its contents change and registered in the database then, so that
+    the plan hash a request or an approval is checked against is always the file's current one."""
+
+    def __init__(self, path: Path, repositories: Repositories) -> None:
+        self.path = path
+        self._repositories = repositories
+        self._lock = threading.Lock()
+        self._stamp = self._stat()
+        text = path.read_bytes()
+        self._plan = self._register(text)
+        self._digest = hashlib.sha256(text).digest()
+
+    def latest(self) -> Plan:
+        """The plan as last read (no I/O): for quick, read-only uses such as role lookups."""
+        return self._plan
+
+    def changed(self) -> bool:
+        """Whether the file looks different since it was last read (one stat, cheap enough to ask
+        on the event loop before resolving someone's roles)."""
+        return self._stat() != self._stamp
+
+    def _stat(self) -> tuple[int, int, int]:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def current(self) -> Plan:
+        """The plan as the file says now. A file that no longer validates raises PlanInvalid, so
+        nothing is requested or approved against a plan nobody can read."""
+        stamp = self._stat()
+        text = self.path.read_bytes()
+        digest = hashlib.sha256(text).digest()
+        with self._lock:
+            self._stamp = stamp
+            if digest != self._digest:
+                self._plan = self._register(text)
+                self._digest = digest
+            return self._plan
+
+    def _register(self, text: bytes) -> Plan:
+        plan = parse_plan(text.decode("utf-8", "replace"), str(self.path))
+        register_plan(plan, self._repositories.migrations, actor=SYSTEM.id)
+        return plan
+
+
+def only_cluster(plan: Plan, cluster: str | None) -> str:
+    """The cluster a command is about: the one named, or the plan's only one."""
+    if cluster is not None:
+        return plan.cluster(cluster).name
+    if len(plan.clusters) == 1:
+        return plan.clusters[0].name
+    names = ", ".join(c.name for c in plan.clusters)
+    raise RequestRefused(f"the plan has several clusters ({names}) — add `--cluster NAME`")
+
+
+# ---- what a request button carries --------------------------------------------------------------
+
+_REF = re.compile(r"w([1-9][0-9]{0,11})\.v([1-9][0-9]{0,11})")
+
+
+@dataclass(frozen=True)
+class RequestRef:
+    """The opaque id on Approve / Deny buttons: the wave's id and its version once requested."""
+
+    wave_id: int
+    version: int
+
+    def encode(self) -> str:
+        return f"w{self.wave_id}.v{self.version}"
+
+    @classmethod
+    def parse(cls, value: object) -> RequestRef | None:
+        if not isinstance(value, str):
+            return None
+        match = _REF.fullmatch(value)
+        return cls(int(match[1]), int(match[2])) if match else None
+
+
+@dataclass(frozen=True)
+class RequestCard:
+    """Everything a wave request message shows, as it stands now."""
+
+    wave: WaveView
+    plan_wave: PlanWave
+    ref: RequestRef
+    plan_hash: str
+    requested_by: str
+    requested_at: dt.datetime
+    expires_at: dt.datetime
+    required: int
+    approvals: tuple[ApprovalView, ...] = ()
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = None
+    superseded: str | None = None
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        return tuple(a.user_id for a in self.approvals if a.decision is ApprovalDecision.APPROVE)
+
+    @property
+    def open(self) -> bool:
+        return self.wave.state is WaveState.REQUESTED and self.superseded is None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a click did: the card to show now and a sentence for the person who clicked."""
+
+    card: RequestCard
+    answer: str
+
+
+# ---- the use cases ------------------------------------------------------------------------------
+
+
+class WaveRequests:
+    def __init__(
+        self,
+        plans: PlanSource,
+        repositories: Repositories,
+        waves: WaveService,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
+        self.plans = plans
+        self._repos = repositories
+        self._waves = waves
+        self._clock = clock
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def status(self, cluster: str | None) -> tuple[str, list[WaveView]]:
+        name = only_cluster(self.plans.current(), cluster)
+        return name, self._repos.migrations.waves(name)
+
+    def all_waves(self) -> dict[str, list[WaveView]]:
+        plan = self.plans.current()
+        return {c.name: self._repos.migrations.waves(c.name) for c in plan.clusters}
+
+    def audit_tail(self, limit: int) -> list[AuditEventView]:
+        # The repository has no "last N" query yet; the log is small while there is one migration.
+        return self._repos.audit.events()[-limit:]
+
+    def delivery_seen(self, key: str) -> bool:
+        """Whether an audited change already carries this Slack delivery (trigger_id / event_id)."""
+        return any(event.payload.get("delivery") == key for event in self._repos.audit.events())
+
+    # ---- requesting the next wave -------------------------------------------------------------
+
+    def next_wave(self, actor: Actor, cluster: str | None, *, delivery: str | None = None) -> RequestCard:
+        """Request the cluster's next wave as `actor` (an SRE), bound to the current plan hash.
+
+        At most one wave of a migration is requested or active at a time, so of many concurrent
+        asks exactly one requests a wave and the others are told which wave is already requested.
+        """
+        plan = self.plans.current()
+        name = only_cluster(plan, cluster)
+        waves = self._repos.migrations.waves(name)
+        target = self._next(name, waves)
+        self._authorize(Trigger.REQUEST, actor, target, name)
+        digest = plan_hash(plan)
+        payload: dict[str, Any] = {"plan_hash": digest, "delivery": delivery}
+        try:
+            if target.state is not WaveState.PLANNED:
+                self._waves.fire(name, target.name, Trigger.REPLAN, actor, payload={"delivery": delivery})
+            wave = self._waves.fire(name, target.name, Trigger.REQUEST, actor, payload=payload)
+        except (ConcurrentTransition, IllegalTransition) as race:
+            # Someone else moved the wave between our read and our write: say what it is now.
+            now = self._repos.migrations.wave(target.id)
+            if now.state is WaveState.REQUESTED:
+                raise RequestRefused(
+                    f"{now.label} was just requested by <@{now.requested_by}> — nothing was changed; "
+                    "a team lead approves or denies that request"
+                ) from race
+            raise RequestRefused(f"{race} — nothing was changed") from race
+        return self._card(wave, plan, digest)
+
+    def _next(self, cluster: str, waves: list[WaveView]) -> WaveView:
+        for wave in waves:
+            if wave.state in _DONE:
+                continue
+            if wave.state is WaveState.REQUESTED:
+                raise RequestRefused(
+                    f"{wave.label} is already requested by <@{wave.requested_by}> — a team lead approves "
+                    "or denies it; nothing was changed"
+                )
+            if wave.state in ACTIVE:
+                raise RequestRefused(
+                    f"{wave.label} is {wave.state.value} — the next wave can be requested once it has "
+                    "completed; nothing was changed"
+                )
+            if wave.state is WaveState.FAILED:
+                raise RequestRefused(
+                    f"{wave.label} failed — a team lead rolls it back (`/migrate rollback {wave.index}`) "
+                    "before the next wave; nothing was changed"
+                )
+            if wave.state in _REQUESTABLE:
+                return wave
+        raise RequestRefused(f"every wave of cluster {cluster} is done — there is no next wave to request")
+
+    def record_request_message(self, card: RequestCard, *, channel: str, ts: str) -> None:
+        """Remember where the request was posted: a click is honoured only on that message."""
+        self._repos.audit.append(
+            SYSTEM.id,
+            REQUEST_POSTED,
+            card.wave.subject,
+            {"version": card.ref.version, "channel": channel, "ts": ts},
+        )
+
+    def request_message(self, wave: WaveView, version: int) -> tuple[str, str] | None:
+        for event in reversed(self._repos.audit.events(subject=wave.subject, action=REQUEST_POSTED)):
+            if event.payload.get("version") == version:
+                return str(event.payload.get("channel")), str(event.payload.get("ts"))
+        return None
+
+    # ---- deciding on a request ----------------------------------------------------------------
+
+    def decide(
+        self,
+        actor: Actor,
+        ref: RequestRef | None,
+        decision: ApprovalDecision,
+        *,
+        channel: str,
+        message_ts: str,
+        delivery: str | None = None,
+    ) -> Decision:
+        """Approve or deny the request `ref` as `actor`, after checking that the click came from the
+        request's own message in the migration channel, that the request is still open and bound
+        to the current plan, and that `actor` may decide (team lead, not the requester)."""
+        plan = self.plans.current()
+        if ref is None:
+            self._refuse_action(actor, "unknown", "the button's value is not a request id", channel)
+            raise ForgedAction(
+                "this button doesn't belong to a request migratebot posted — nothing was changed"
+            )
+        try:
+            wave = self._repos.migrations.wave(ref.wave_id)
+        except NotFound as missing:
+            self._refuse_action(actor, f"wave-id:{ref.wave_id}", "no such wave", channel)
+            raise ForgedAction(
+                "this button doesn't belong to a request migratebot posted — nothing was changed"
+            ) from missing
+        if channel != plan.channels.migration:
+            self._refuse_action(actor, wave.subject, f"clicked in channel {channel}", channel)
+            raise ForgedAction(
+                f"wave requests are decided in <#{plan.channels.migration}> only — nothing was changed"
+            )
+        if self.request_message(wave, ref.version) != (channel, message_ts):
+            self._refuse_action(actor, wave.subject, "not the request's message", channel)
+            raise ForgedAction(
+                f"this button doesn't belong to the request for {wave.label} — nothing was changed"
+            )
+        if wave.version != ref.version or wave.state is not WaveState.REQUESTED:
+            raise StaleRequest(self._closed(wave, ref))
+        trigger = Trigger.APPROVE if decision is ApprovalDecision.APPROVE else Trigger.DENY
+        self._authorize(trigger, actor, wave, wave.cluster, requested_by=wave.requested_by)
+        bound = self._bound_plan_hash(wave)
+        current = plan_hash(plan)
+        requested_at = wave.entered_at(WaveState.REQUESTED) or wave.updated_at
+        expires_at = requested_at + plan.approvals.expires_after
+        if bound != current:
+            reason = f"the plan changed since {wave.label} was requested (plan {bound[:12]} → {current[:12]})"
+            expired = self._expire(wave, reason)
+            raise PlanChangedSinceRequest(f"{reason} — your decision was not recorded", expired)
+        if self._clock() >= expires_at:
+            self._expire(wave, f"not decided within {plan.approvals.expires_after}")
+            raise StaleRequest(
+                f"the request for {wave.label} expired at {expires_at:%H:%M} UTC — your decision was not "
+                "recorded; an SRE can request it again with `/migrate next-wave`"
+            )
+        try:
+            self._repos.approvals.record_approval(
+                wave.id,
+                user_id=actor.id,
+                decision=decision,
+                plan_hash=current,
+                snapshot_hash=wave.request_snapshot_hash,
+                expires_at=expires_at,
+            )
+        except AlreadyDecided as twice:
+            raise RequestRefused(str(twice)) from twice
+        approvals = self._cycle_approvals(wave, current)
+        approvers = [a for a in approvals if a.decision is ApprovalDecision.APPROVE]
+        if decision is ApprovalDecision.APPROVE and len(approvers) < plan.approvals.required:
+            card = self._card(wave, plan, current, approvals=approvals)
+            return Decision(
+                card,
+                f"your approval of {wave.label} is recorded: {len(approvers)} of {plan.approvals.required} "
+                "team lead approvals so far",
+            )
+        payload = {"plan_hash": current, "delivery": delivery, "approvers": [a.user_id for a in approvers]}
+        try:
+            decided = self._waves.fire(wave.cluster, wave.name, trigger, actor, payload=payload)
+        except (ConcurrentTransition, IllegalTransition) as race:
+            raise StaleRequest(self._closed(self._repos.migrations.wave(wave.id), ref)) from race
+        verb = "approved" if trigger is Trigger.APPROVE else "denied"
+        card = self._card(
+            decided, plan, current, approvals=approvals, decided_by=actor.id, decided_at=self._clock()
+        )
+        follow = (
+            "the engine starts it inside the next change window"
+            if trigger is Trigger.APPROVE
+            else "an SRE can request it again with `/migrate next-wave`"
+        )
+        return Decision(card, f"you {verb} {wave.label} — {follow}")
+
+    def card(self, wave_id: int, version: int) -> RequestCard:
+        """The request card for a wave as it is now (to redraw a message after a refusal)."""
+        plan = self.plans.current()
+        wave = self._repos.migrations.wave(wave_id)
+        return self._card(wave, plan, self._bound_plan_hash(wave), ref=RequestRef(wave_id, version))
+
+    def _expire(self, wave: WaveView, reason: str) -> WaveView:
+        try:
+            return self._repos.migrations.transition(
+                wave.id,
+                Trigger.EXPIRE,
+                actor=SYSTEM.id,
+                expected_version=wave.version,
+                payload={"reason": reason},
+            )
+        except (ConcurrentTransition, IllegalTransition):
+            return self._repos.migrations.wave(wave.id)
+
+    def _closed(self, wave: WaveView, ref: RequestRef) -> str:
+        if wave.state is WaveState.REQUESTED:
+            return (
+                f"this request for {wave.label} was replaced by a newer one — use the latest request message"
+            )
+        decided = {
+            WaveState.APPROVED: "approved",
+            WaveState.DENIED: "denied",
+            WaveState.EXPIRED: "expired",
+        }.get(wave.state)
+        if decided and wave.version == ref.version + 1:
+            return f"{wave.label} is already {decided} — nothing was changed"
+        return (
+            f"this request for {wave.label} is closed: the wave is now {wave.state.value} — "
+            "nothing was changed"
+        )
+
+    def _bound_plan_hash(self, wave: WaveView) -> str:
+        """The plan hash the wave's current request was made under (from its audited request)."""
+        for event in reversed(
+            self._repos.audit.events(subject=wave.subject, action=f"wave.{Trigger.REQUEST}")
+        ):
+            return str(event.payload.get("plan_hash", ""))
+        return ""
+
+    def _cycle_approvals(self, wave: WaveView, digest: str) -> tuple[ApprovalView, ...]:
+        since = wave.entered_at(WaveState.REQUESTED)
+        return tuple(
+            a
+            for a in self._repos.approvals.approvals(wave.id)
+            if a.plan_hash == digest and (since is None or a.created_at >= since)
+        )
+
+    # ---- controlling the wave in flight -------------------------------------------------------
+
+    def control(
+        self, actor: Actor, cluster: str | None, trigger: Trigger, *, delivery: str | None = None
+    ) -> WaveView:
+        """Pause, resume or abort the cluster's wave in flight."""
+        plan = self.plans.current()
+        name = only_cluster(plan, cluster)
+        waves = self._repos.migrations.waves(name)
+        sources = {
+            Trigger.PAUSE: {WaveState.EXECUTING},
+            Trigger.RESUME: {WaveState.PAUSED, WaveState.CANARY_FAILED},
+            Trigger.ABORT: ACTIVE | {WaveState.REQUESTED},
+        }[trigger]
+        target = next((w for w in waves if w.state in sources), None)
+        self._authorize(trigger, actor, target, name)
+        if target is None:
+            moving = [w for w in waves if w.state in ACTIVE | {WaveState.REQUESTED}]
+            where = (
+                f"{moving[0].label} is {moving[0].state.value}"
+                if moving
+                else f"no wave of cluster {name} is requested or running"
+            )
+            states = " or ".join(sorted(s.value for s in sources))
+            raise RequestRefused(
+                f"nothing to {trigger.value}: {where} (it needs a wave {states}) — nothing was changed"
+            )
+        try:
+            return self._waves.fire(name, target.name, trigger, actor, payload={"delivery": delivery})
+        except (ConcurrentTransition, IllegalTransition) as race:
+            raise RequestRefused(f"{race} — nothing was changed") from race
+
+    # ---- shared -------------------------------------------------------------------------------
+
+    def _authorize(
+        self,
+        trigger: Trigger,
+        actor: Actor,
+        wave: WaveView | None,
+        cluster: str,
+        *,
+        requested_by: str | None = None,
+    ) -> None:
+        """authorize(), with every refusal audited (as WaveService does for the triggers it fires)."""
+        label = wave.label if wave else f"cluster {cluster}'s waves"
+        try:
+            authorize(trigger, actor, requested_by=requested_by, wave=label)
+        except Forbidden as refusal:
+            self._repos.audit.append(
+                actor.id,
+                ACCESS_DENIED,
+                wave.subject if wave else f"migration:{cluster}",
+                {
+                    "trigger": trigger.value,
+                    "state": wave.state.value if wave else None,
+                    "reason": str(refusal),
+                },
+            )
+            raise
+
+    def _refuse_action(self, actor: Actor, subject: str, reason: str, channel: str) -> None:
+        self._repos.audit.append(actor.id, ACTION_REFUSED, subject, {"reason": reason, "channel": channel})
+
+    def _card(
+        self,
+        wave: WaveView,
+        plan: Plan,
+        digest: str,
+        *,
+        approvals: tuple[ApprovalView, ...] = (),
+        decided_by: str | None = None,
+        decided_at: dt.datetime | None = None,
+        ref: RequestRef | None = None,
+    ) -> RequestCard:
+        waves = plan.waves_for(wave.cluster)
+        if not 0 < wave.index <= len(waves) or waves[wave.index - 1].name != wave.name:
+            raise RequestRefused(
+                f"{wave.label} is no longer in the plan for {wave.cluster} — restore it in the plan file "
+                "(registered waves keep their number and name)"
+            )
+        plan_wave = waves[wave.index - 1]
+        requested_at = wave.entered_at(WaveState.REQUESTED) or wave.updated_at
+        version = wave.version if wave.state is WaveState.REQUESTED else wave.version - 1
+        return RequestCard(
+            wave=wave,
+            plan_wave=plan_wave,
+            ref=ref or RequestRef(wave.id, version),
+            plan_hash=digest,
+            requested_by=wave.requested_by or "",
+            requested_at=requested_at,
+            expires_at=requested_at + plan.approvals.expires_after,
+            required=plan.approvals.required,
+            approvals=approvals,
+            decided_by=decided_by,
+            decided_at=decided_at,
+        )
