@@ -175,12 +175,22 @@ def audit_export(fmt: str, output: Path | None) -> None:
 )
 @refuses_on_domain_errors
 def serve(plan_file: Path | None) -> None:
-    """Run the bot: Slack events, the engine, the canary scheduler."""
+    """Run the bot: Slack events on MIGRATEBOT_HTTP_HOST:PORT (/slack/events, /healthz, /readyz,
+    /metrics), or Socket Mode when SLACK_APP_TOKEN is set."""
     from bot.services.context import open_storage
 
-    with open_storage(Settings()):
+    settings = Settings()
+    with open_storage(settings):
         pass  # refuses an un-migrated or newer database before anything else starts
-    not_landed("serve", "the Slack surface (issue: Slack surface: /migrate commands …)")
+    from bot.app import build_bot, serve
+
+    bot = build_bot(settings, plan_file)
+    err.print(
+        f"migratebot listening on http://{settings.http_host}:{settings.http_port}/slack/events "
+        f"(plan {bot.plans.path}, hash {bot.plans.latest().summary().plan_hash[:12]})",
+        markup=False,
+    )
+    serve(bot)
 
 
 @main.command()
@@ -202,9 +212,32 @@ def demo(plan_file: Path) -> None:
 @main.command()
 @click.option("--scenario", default="demo", show_default=True)
 @click.option("--kubeconfig-out", type=click.Path(path_type=Path, dir_okay=False), default=None)
-def sandbox(scenario: str, kubeconfig_out: Path | None) -> None:
-    """Start the emulated EKS cluster, AWS and Slack; print their endpoints."""
-    not_landed("sandbox", "the sandbox EKS (issue: Sandbox EKS: an emulated cluster …)")
+@click.option(
+    "--time-scale", type=float, default=1.0, show_default=True, help="Emulated seconds per real second."
+)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address the AWS and admin endpoints bind."
+)
+def sandbox(scenario: str, kubeconfig_out: Path | None, time_scale: float, host: str) -> None:
+    """Start the emulated EKS cluster, AWS and Slack; print their endpoints; serve until Ctrl-C."""
+    from sandbox.main import run_sandbox
+    from sandbox.scenarios import ScenarioNotFound
+
+    if time_scale <= 0:
+        err.print(f"error: --time-scale must be > 0, got {time_scale}", markup=False)
+        sys.exit(EXIT_REFUSED)
+    try:
+        code = run_sandbox(
+            scenario,
+            kubeconfig_out,
+            time_scale,
+            host=host,
+            emit=lambda line: print(line, flush=True),
+        )
+    except ScenarioNotFound as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(EXIT_REFUSED)
+    sys.exit(code)
 
 
 @main.command()

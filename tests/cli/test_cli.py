@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,7 +108,6 @@ def test_audit_verify_finds_a_row_edited_by_hand(migratebot: Run, tmp_path: Path
 @pytest.mark.parametrize(
     ("args", "capability"),
     [
-        (("sandbox", "--scenario", "demo"), "Sandbox EKS"),
         (("report", "readiness", "--wave", "1"), "readiness"),
         (("report", "security", "--wave", "1"), "readiness"),
     ],
@@ -118,3 +119,54 @@ def test_commands_whose_capability_has_not_landed_say_so_and_exit_2(
     assert result.returncode == 2
     assert "not available yet" in result.stderr and capability in result.stderr
     assert result.stdout == ""
+
+
+def test_sandbox_refuses_an_unknown_scenario_naming_the_ones_that_exist(migratebot: Run) -> None:
+    result = migratebot("sandbox", "--scenario", "nope")
+    assert result.returncode == 2
+    assert "'nope'" in result.stderr
+    for known in ("demo", "faults", "scale"):
+        assert known in result.stderr
+    assert result.stdout == ""
+
+
+def test_sandbox_prints_its_four_endpoints_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    executable = shutil.which("migratebot", path=str(Path(os.sys.executable).parent))
+    assert executable
+    kubeconfig = tmp_path / "kubeconfig"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIGRATEBOT_")}
+    proc = subprocess.Popen(
+        [
+            executable,
+            "sandbox",
+            "--scenario",
+            "demo",
+            "--kubeconfig-out",
+            str(kubeconfig),
+            "--time-scale",
+            "10",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().rstrip("\n") for _ in range(4)]
+        labels = [line.split(": ", 1)[0] for line in lines]
+        assert labels == ["kubeconfig", "aws endpoint", "slack api", "admin"], lines
+        values = dict(line.split(": ", 1) for line in lines)
+        assert values["kubeconfig"] == str(kubeconfig) and kubeconfig.exists()
+        assert values["aws endpoint"].startswith("http://127.0.0.1:")
+        assert values["slack api"].startswith("http://") and values["slack api"].endswith("/api/")
+        with urllib.request.urlopen(values["admin"] + "/healthz", timeout=5) as answer:
+            assert answer.status == 200
+        proc.send_signal(signal.SIGINT)
+        out, errors = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, errors
+    assert out == "", "exactly four lines are printed"
