@@ -203,10 +203,12 @@ def serve(plan_file: Path | None) -> None:
 )
 @refuses_on_domain_errors
 def demo(plan_file: Path) -> None:
-    """Play the migration story end to end on the embedded defaults."""
+    """Play the migration story end to end on the embedded defaults: the plan in DATA_DIR/demo.db
+    (recreated each run), the sandbox, and the bot answering Slack requests and approvals."""
+    from bot.demo import play_slack_story
     from bot.services.demo import run_demo
 
-    run_demo(Settings(), plan_file, out)
+    run_demo(Settings(), plan_file, out, story=play_slack_story)
 
 
 @main.command()

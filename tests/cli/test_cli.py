@@ -23,12 +23,19 @@ def migratebot(tmp_path: Path) -> Run:
     """Run the installed `migratebot` with its data dir in tmp_path and no database URL inherited."""
     executable = shutil.which("migratebot", path=str(Path(os.sys.executable).parent))
     assert executable, "the migratebot console script is not installed in this venv: run `make test`"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIGRATEBOT_")}
-    env["MIGRATEBOT_DATA_DIR"] = str(tmp_path / "data")
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("MIGRATEBOT_")}
+    base_env["MIGRATEBOT_DATA_DIR"] = str(tmp_path / "data")
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, env: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`env`: one extra NAME=value for this run only."""
+        extra = dict([env.split("=", 1)]) if env else {}
         return subprocess.run(
-            [executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+            [executable, *args],
+            cwd=tmp_path,
+            env={**base_env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     return run
@@ -73,34 +80,62 @@ def test_db_upgrade_then_status_shows_no_migration_yet(migratebot: Run) -> None:
     assert "no migration" in status.stdout.lower()
 
 
-def test_the_demo_registers_the_plan_and_status_and_audit_show_it(migratebot: Run, tmp_path: Path) -> None:
+def test_the_demo_plays_the_slack_story_and_status_and_audit_show_it(migratebot: Run, tmp_path: Path) -> None:
     demo = migratebot("demo", "--plan", str(EXAMPLE))
     assert demo.returncode == 0, demo.stderr
-    assert "stateless-web" in demo.stdout
-    status = migratebot("status")
+    out = demo.stdout
+    assert "stateless-web" in out and "batch-and-data" in out  # the plan's waves, as before
+    # The migration channel's transcript: the request, edited in place once a team lead approved it,
+    # and the ephemeral answers — the requester's own approval refused.
+    transcript = out[out.index("#eks-migration transcript") :]
+    assert "Wave 1 (stateless-web) approved" in transcript
+    assert "@alice asks a team lead to approve" in transcript
+    assert "*Approved* by @carol" in transcript
+    assert "(only visible to @alice):\n  ⛔ U0SRE00001 can't approve wave 1" in transcript
+    assert "(only visible to @carol):\n  You approved wave 1 (stateless-web)" in transcript
+    assert "audit log: " in out and "events, chain intact" in out
+    assert (
+        out.rstrip()
+        .splitlines()[-1]
+        .startswith(
+            "demo: wave 1 (stateless-web) approved by U0LEAD0001; 0 of 3 waves completed, 24 AL2 nodes left"
+        )
+    )
+    # The demo's own database; the default one is never created by the demo.
+    assert (tmp_path / "data" / "demo.db").exists()
+    assert not (tmp_path / "data" / "migratebot.db").exists()
+    demo_db = f"MIGRATEBOT_DATABASE_URL=sqlite:///{(tmp_path / 'data' / 'demo.db').resolve()}"
+    status = migratebot("status", env=demo_db)
     assert status.returncode == 0, status.stderr
-    assert "sandbox-demo" in status.stdout and "planned" in status.stdout
-    verify = migratebot("audit", "verify")
+    assert "sandbox-demo" in status.stdout and "approved" in status.stdout and "U0SRE00001" in status.stdout
+    verify = migratebot("audit", "verify", env=demo_db)
     assert verify.returncode == 0, verify.stderr
     assert verify.stdout.strip().endswith("events, chain intact")
-    exported = migratebot("audit", "export", "--format", "jsonl")
+    exported = migratebot("audit", "export", "--format", "jsonl", env=demo_db)
     lines = exported.stdout.strip().splitlines()
     assert len(lines) == int(verify.stdout.split()[0])
     assert '"action":"migration.created"' in lines[0]
+    actions = "\n".join(lines)
+    assert '"action":"access.denied"' in actions and '"actor":"U0LEAD0001"' in actions
 
 
-def test_a_demo_run_twice_changes_nothing_the_second_time(migratebot: Run) -> None:
-    assert migratebot("demo", "--plan", str(EXAMPLE)).returncode == 0
-    first = migratebot("audit", "verify").stdout
-    assert migratebot("demo", "--plan", str(EXAMPLE)).returncode == 0
-    assert migratebot("audit", "verify").stdout == first
+def test_a_demo_run_twice_starts_over_on_a_fresh_demo_database(migratebot: Run, tmp_path: Path) -> None:
+    demo_db = f"MIGRATEBOT_DATABASE_URL=sqlite:///{(tmp_path / 'data' / 'demo.db').resolve()}"
+    first_run = migratebot("demo", "--plan", str(EXAMPLE))
+    assert first_run.returncode == 0, first_run.stderr
+    first = migratebot("audit", "verify", env=demo_db).stdout
+    second_run = migratebot("demo", "--plan", str(EXAMPLE))
+    assert second_run.returncode == 0, second_run.stderr
+    assert "approved by U0LEAD0001" in second_run.stdout.rstrip().splitlines()[-1]
+    assert migratebot("audit", "verify", env=demo_db).stdout == first
 
 
 def test_audit_verify_finds_a_row_edited_by_hand(migratebot: Run, tmp_path: Path) -> None:
     assert migratebot("demo", "--plan", str(EXAMPLE)).returncode == 0
-    with sqlite3.connect(tmp_path / "data" / "migratebot.db") as conn:
+    db_file = tmp_path / "data" / "demo.db"
+    with sqlite3.connect(db_file) as conn:
         conn.execute("UPDATE audit_events SET actor = 'U0MALLORY1' WHERE seq = 2")
-    result = migratebot("audit", "verify")
+    result = migratebot("audit", "verify", env=f"MIGRATEBOT_DATABASE_URL=sqlite:///{db_file.resolve()}")
     assert result.returncode == 1
     assert "event 2" in result.stderr
 

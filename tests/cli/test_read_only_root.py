@@ -42,8 +42,9 @@ export HOME=/tmp MIGRATEBOT_DATA_DIR=/tmp/data PYTHONDONTWRITEBYTECODE=1
 {migratebot} demo --plan {plan} > /dev/null
 {migratebot} status > /dev/null
 {migratebot} audit verify
+MIGRATEBOT_DATABASE_URL=sqlite:////tmp/data/demo.db {migratebot} audit verify
 if touch {ROOT}/.read-only-probe 2>/dev/null; then echo "root is writable: proves nothing"; exit 3; fi
-ls /tmp/data
+echo $(ls /tmp/data)
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIGRATEBOT_")}
     result = subprocess.run(
@@ -54,7 +55,8 @@ ls /tmp/data
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "chain intact" in result.stdout
+    assert result.stdout.count("chain intact") == 2  # the default database and the demo's
     written = result.stdout.strip().splitlines()[-1].split()
-    assert "migratebot.db" in written
-    assert all(name.startswith("migratebot.db") for name in written), written  # the db and its WAL files
+    assert "migratebot.db" in written and "demo.db" in written
+    # The databases and their WAL files, nothing else (the sandbox's kubeconfig goes to /tmp, then away).
+    assert all(name.startswith(("migratebot.db", "demo.db")) for name in written), written
