@@ -108,7 +108,9 @@ def request_blocks(card: RequestCard) -> list[JSON]:
         ),
         SectionBlock(block_id=WaveBlock.READINESS, text=_md(READINESS_PENDING)),
     ]
-    if card.approvals:
+    # While open, each decision so far shows progress towards N approvals; once decided, the outcome
+    # line names the deciders, so the list would only repeat it.
+    if card.approvals and card.open:
         lines = [
             f"{':white_check_mark:' if a.decision.value == 'approve' else ':no_entry_sign:'} "
             f"{a.decision.value}d by <@{a.user_id}> at {when(a.created_at)}"
@@ -140,7 +142,9 @@ def _outcome(card: RequestCard) -> str:
     state = card.wave.state
     at = f" at {when(card.decided_at)}" if card.decided_at else ""
     by = f" by <@{card.decided_by}>" if card.decided_by else ""
+    approvers = [f"<@{a.user_id}>" for a in card.approvals if a.decision.value == "approve"]
     if state is WaveState.APPROVED:
+        by = f" by {', '.join(approvers)}" if approvers else by
         return f":white_check_mark: *Approved*{by}{at}. The engine starts it inside the next change window."
     if state is WaveState.DENIED:
         return f":no_entry_sign: *Denied*{by}{at}."

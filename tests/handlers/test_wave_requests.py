@@ -273,6 +273,11 @@ def test_two_approvals_when_the_plan_asks_for_two(tmp_path: Path) -> None:
         people["dave"].click(channel=MIGRATION, ts=request["ts"], action_id="wave_request.approve")
         assert "you approved" in world.wait_for_ephemeral("dave")[-1].lower()
         assert world.waves()["stateless-web"] == "approved"
+        [decided] = world.requests()
+        shown = str(decided["blocks"])
+        assert not buttons(decided)
+        assert "*Approved* by <@U0LEAD0001>, <@U0LEAD0002>" in shown
+        assert shown.count("<@U0LEAD0001>") == 1, "each approver is named once on a decided request"
         [approve] = world.bot.repositories.audit.events(action="wave.approve")
         assert approve.payload["approvers"] == [PEOPLE["carol"], PEOPLE["dave"]]
 
