@@ -8,15 +8,11 @@ sandbox` never prints it; it is in the kubeconfig and in `<kubeconfig>.sandbox.j
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import socket
-import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import uvicorn
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,6 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from sandbox.kube.jsontypes import JSON
+from sandbox.serving import ThreadedUvicorn
 from sandbox.slack.errors import SlackError
 
 if TYPE_CHECKING:
@@ -251,8 +248,7 @@ class AdminServer:
         self.app = AdminApp(sandbox)
         self._host = host
         self._port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._runner: ThreadedUvicorn | None = None
         self.url = ""
 
     def start(self) -> AdminServer:
@@ -261,26 +257,10 @@ class AdminServer:
         sock.bind((self._host, self._port))
         port = sock.getsockname()[1]
         self.url = f"http://{self._host}:{port}"
-        config = uvicorn.Config(
-            self.app.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        server = self._server
-
-        def run() -> None:
-            asyncio.run(server.serve(sockets=[sock]))
-
-        self._thread = threading.Thread(target=run, name=f"sandbox-admin-{port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("sandbox admin server did not start")
-            time.sleep(0.005)
+        self._runner = ThreadedUvicorn(self.app.app, sock, name=f"sandbox-admin-{port}")
+        self._runner.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._runner is not None:
+            self._runner.stop()

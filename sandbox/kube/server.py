@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import secrets
 import socket
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-import uvicorn
 import yaml
 
 from sandbox.kube.app import KubeApi
 from sandbox.kube.auth import User, service_account_user
 from sandbox.kube.jsontypes import JSON
 from sandbox.kube.tls import certificates
+from sandbox.serving import ThreadedUvicorn
 
 
 def kubeconfig(
@@ -72,8 +70,7 @@ class SandboxServer:
         self._port = port
         self._kubeconfig_path = Path(kubeconfig_path) if kubeconfig_path else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._thread: threading.Thread | None = None
-        self._server: uvicorn.Server | None = None
+        self._runner: ThreadedUvicorn | None = None
         self.url = ""
         self.ca_pem = b""
         self.ca_file = Path()
@@ -93,32 +90,17 @@ class SandboxServer:
         sock.bind(("127.0.0.1", self._port))
         port = sock.getsockname()[1]
         self.url = f"https://127.0.0.1:{port}"
-        config = uvicorn.Config(
+        self._runner = ThreadedUvicorn(
             self.api.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
+            sock,
+            name=f"sandbox-kube-{port}",
             ssl_certfile=str(tmp / "tls.crt"),
             ssl_keyfile=str(tmp / "tls.key"),
-            # Open keep-alive or watch connections must not hold a test's teardown for long.
-            timeout_graceful_shutdown=1,
             # One process serves the API with many concurrent watches open: keep connections alive
             # as the apiserver does (kubectl and client-go reuse them).
             timeout_keep_alive=30,
         )
-        self._server = uvicorn.Server(config)
-        server = self._server
-
-        def run() -> None:
-            asyncio.run(server.serve(sockets=[sock]))
-
-        self._thread = threading.Thread(target=run, name=f"sandbox-kube-{port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("sandbox Kubernetes API did not start")
-            time.sleep(0.005)
+        self._runner.start()
         self.api.start()
         if self._kubeconfig_path is None:
             self._kubeconfig_path = tmp / "kubeconfig"
@@ -138,15 +120,9 @@ class SandboxServer:
 
     def stop(self) -> None:
         self.api.close()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=0.5)
-            if self._thread.is_alive() and self._server is not None:
-                # Idle TLS keep-alive connections wait for the client's close_notify, which a pooled
-                # client never sends: stop waiting for them (they are closed with the loop).
-                self._server.force_exit = True
-                self._thread.join(timeout=10)
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

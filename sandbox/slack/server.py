@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
-import time
 from types import TracebackType
 from typing import Any
 
-import uvicorn
-
+from sandbox.serving import ThreadedUvicorn
 from sandbox.slack.actors import SlackActors
 from sandbox.slack.api import CallRecord, SlackApi
 from sandbox.slack.faults import FaultKind, FaultRule
@@ -43,8 +39,7 @@ class SlackEmulator:
         self.api = SlackApi(self.workspace, admin_token=admin_token, fault_seed=fault_seed)
         self.api.request_url = request_url
         self._port = port
-        self._thread: threading.Thread | None = None
-        self._server: uvicorn.Server | None = None
+        self._runner: ThreadedUvicorn | None = None
         self.url = ""
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -56,36 +51,14 @@ class SlackEmulator:
         port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.workspace.base_url = self.url
-        config = uvicorn.Config(
-            self.api.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            # Keep-alive connections from slack_sdk must not hold a test's teardown for long.
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        server = self._server
-
-        def run() -> None:
-            asyncio.run(server.serve(sockets=[sock]))
-
-        self._thread = threading.Thread(target=run, name=f"sandbox-slack-{port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("sandbox Slack API did not start")
-            time.sleep(0.005)
+        self._runner = ThreadedUvicorn(self.api.app, sock, name=f"sandbox-slack-{port}")
+        self._runner.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        if self._runner is not None:
+            self._runner.stop()
+        self._runner = None
 
     def __enter__(self) -> SlackEmulator:
         return self.start()

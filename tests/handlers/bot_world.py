@@ -5,12 +5,9 @@ database in tmp_path, and the people who type /migrate and click buttons (signed
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import shutil
-import socket
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -19,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import uvicorn
 from slack_sdk import WebClient
 
 from bot.app import MigrateBot, build_bot
+from bot.demo import BotServer
 from bot.settings import Settings
 from sandbox.slack import (
     SeedBot,
@@ -70,38 +67,6 @@ def plan_seed(*, scopes: tuple[str, ...] | None = None) -> WorkspaceSeed:
             SeedChannel(RANDOM, "random", everyone),
         ),
     )
-
-
-class BotServer:
-    """migratebot's ASGI app under uvicorn in a thread, with its lifespan (as `serve` runs it)."""
-
-    def __init__(self, bot: MigrateBot) -> None:
-        self.bot = bot
-        self.base = ""
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> BotServer:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        server = uvicorn.Server(
-            uvicorn.Config(self.bot.asgi, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-        )
-        self._server = server
-        self._thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "migratebot did not start"
-            time.sleep(0.005)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self.bot.close()
 
 
 @dataclass
