@@ -1,7 +1,9 @@
 """The image's promise: migratebot runs on a read-only root filesystem, writing only its data dir and /tmp.
 
 No Docker engine runs here, so the test builds the same condition the container has with a private
-mount namespace: `/` remounted read-only, a fresh tmpfs on /tmp holding the data dir.
+mount namespace: `/` remounted read-only, and only two directories of the test's own left writable —
+the data volume and a scratch dir standing in for the container's /tmp (TMPDIR). The repository
+and the venv may live anywhere (CI clones under /tmp), so nothing is mounted over them.
 """
 
 from __future__ import annotations
@@ -30,21 +32,27 @@ def _namespaces_available() -> bool:
     reason="LOUD SKIP: needs `unshare -m` (root or user namespaces) to remount / read-only; "
     "on this workplace's machines and CI it is available — run as root to check the image's promise",
 )
-def test_the_cli_works_with_a_read_only_root_and_writes_only_its_data_dir() -> None:
+def test_the_cli_works_with_a_read_only_root_and_writes_only_its_data_dir(tmp_path: Path) -> None:
     migratebot = Path(sys.executable).parent / "migratebot"
     plan = ROOT / "examples" / "plan.yaml"
+    data, scratch = tmp_path / "data", tmp_path / "tmp"
+    data.mkdir()
+    scratch.mkdir()
     script = f"""
 set -e
-mount --rbind / / && mount -o remount,bind,ro / && mount -t tmpfs tmpfs /tmp && mkdir /tmp/data
-cd /tmp
-export HOME=/tmp MIGRATEBOT_DATA_DIR=/tmp/data PYTHONDONTWRITEBYTECODE=1
+mount --bind {tmp_path} {tmp_path}
+mount --rbind / / && mount -o remount,bind,ro /
+cd {scratch}
+export HOME={scratch} TMPDIR={scratch} MIGRATEBOT_DATA_DIR={data} PYTHONDONTWRITEBYTECODE=1
 {migratebot} db upgrade
 {migratebot} demo --plan {plan} > /dev/null
 {migratebot} status > /dev/null
 {migratebot} audit verify
-MIGRATEBOT_DATABASE_URL=sqlite:////tmp/data/demo.db {migratebot} audit verify
-if touch {ROOT}/.read-only-probe 2>/dev/null; then echo "root is writable: proves nothing"; exit 3; fi
-echo $(ls /tmp/data)
+MIGRATEBOT_DATABASE_URL=sqlite:///{data}/demo.db {migratebot} audit verify
+for probe in {ROOT}/.read-only-probe /etc/.read-only-probe; do
+  if touch $probe 2>/dev/null; then echo "$probe is writable: the test proves nothing"; exit 3; fi
+done
+echo $(ls {data})
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIGRATEBOT_")}
     result = subprocess.run(
@@ -58,5 +66,5 @@ echo $(ls /tmp/data)
     assert result.stdout.count("chain intact") == 2  # the default database and the demo's
     written = result.stdout.strip().splitlines()[-1].split()
     assert "migratebot.db" in written and "demo.db" in written
-    # The databases and their WAL files, nothing else (the sandbox's kubeconfig goes to /tmp, then away).
+    # The databases and their WAL files, nothing else (the sandbox's kubeconfig goes to TMPDIR, then away).
     assert all(name.startswith(("migratebot.db", "demo.db")) for name in written), written
