@@ -22,6 +22,7 @@ from sandbox.aws import (
     NodeGroupSeed,
     NodeInstance,
 )
+from sandbox.controllers.common import template_hash
 from sandbox.kube.jsontypes import JSON
 from sandbox.kube.store import rfc3339
 from sandbox.scenarios.model import NodeGroupSpec, NodePoolSpec, PdbSpec, Scenario, Taint, WorkloadSpec
@@ -789,7 +790,9 @@ class _Builder:
                 },
             )
         else:
-            h = _template_hash(namespace, w.name)
+            # The hash the Deployment controller computes, so it adopts the seeded ReplicaSet
+            # instead of replacing every seeded pod at startup.
+            h = template_hash(template)
             spec = {
                 "replicas": w.replicas,
                 "selector": {"matchLabels": selector},
