@@ -10,10 +10,6 @@ from bot.domain.waves import Trigger
 from storage.repositories import AuditRepository, MigrationRepository, WaveView
 
 
-def wave_label(wave: WaveView) -> str:
-    return f"wave {wave.index} ({wave.name})"
-
-
 class WaveService:
     def __init__(self, migrations: MigrationRepository, audit: AuditRepository) -> None:
         self._migrations = migrations
@@ -31,12 +27,12 @@ class WaveService:
         (nothing happened), and all three leave the wave as it was."""
         wave = self._migrations.wave_by_name(cluster, wave_name)
         try:
-            authorize(trigger, actor, requested_by=wave.requested_by, wave=wave_label(wave))
+            authorize(trigger, actor, requested_by=wave.requested_by, wave=wave.label)
         except Forbidden as refusal:
             self._audit.append(
                 actor=actor.id,
                 action="access.denied",
-                subject=f"wave:{cluster}/{wave.name}",
+                subject=wave.subject,
                 payload={"trigger": trigger.value, "state": wave.state.value, "reason": str(refusal)},
             )
             raise
