@@ -230,3 +230,50 @@ class StepJournal(Base):
     detail: Mapped[dict[str, Any]]
     started_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]
+
+
+class ExecutorLock(Base):
+    """Who runs a migration's engine now. A holder renews before `expires_at`; after it, anyone may take
+    over (the previous holder died). One row per lock name ("engine:<cluster>")."""
+
+    __tablename__ = "executor_locks"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[dt.datetime]
+    renewed_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+
+
+class NodeTimingRow(Base):
+    """A new (or baseline) node's launch → registered → Ready, measured during a wave."""
+
+    __tablename__ = "node_timings"
+    __table_args__ = (UniqueConstraint("wave_id", "node_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id", ondelete="CASCADE"))
+    node_name: Mapped[str] = mapped_column(String(253))
+    os_family: Mapped[str] = mapped_column(String(64))
+    instance_type: Mapped[str | None] = mapped_column(String(64))
+    launched_at: Mapped[dt.datetime | None]
+    registered_at: Mapped[dt.datetime | None]
+    ready_at: Mapped[dt.datetime | None]
+
+
+class PodTimingRow(Base):
+    """A displaced pod's evicted → replacement scheduled → Ready, measured during a wave."""
+
+    __tablename__ = "pod_timings"
+    __table_args__ = (UniqueConstraint("wave_id", "namespace", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id", ondelete="CASCADE"))
+    namespace: Mapped[str] = mapped_column(String(253))
+    name: Mapped[str] = mapped_column(String(253))
+    workload: Mapped[str] = mapped_column(String(600))
+    evicted_at: Mapped[dt.datetime | None]
+    replacement: Mapped[str | None] = mapped_column(String(253))
+    scheduled_at: Mapped[dt.datetime | None]
+    ready_at: Mapped[dt.datetime | None]
+    node: Mapped[str | None] = mapped_column(String(253))

@@ -1,0 +1,113 @@
+"""What the engine (and the canary) tell the world while they work: plain, immutable events on a bus.
+
+Nothing here knows about Slack. The Slack notifier and the CLI's console subscribe to the same bus;
+a subscriber that fails is logged and never stops the publisher (a failed Slack post must not stop a
+drain). Events are delivered synchronously, in publish order, on the publisher's thread: a subscriber
+that needs to do slow I/O hands the event to its own worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WaveRef:
+    """Which wave an event is about."""
+
+    cluster: str
+    wave_id: int
+    index: int  # 1-based, as people number waves
+    name: str
+
+    @property
+    def label(self) -> str:
+        return f"wave {self.index} ({self.name})"
+
+
+@dataclass(frozen=True)
+class WaveProgress:
+    """Where a wave is now. Sent whenever a count changes; the latest one says it all."""
+
+    wave: WaveRef
+    phase: str  # "preparing" | "cordoning" | "draining" | "replacing" | "waiting for pods" | "retiring" | …
+    nodes_total: int
+    nodes_cordoned: int
+    nodes_drained: int
+    pods_total: int
+    pods_evicted: int
+    pods_ready: int
+    new_nodes_ready: int
+    al2_nodes_left: int
+    held: tuple[str, ...] = ()  # "pod payments/fraud-scorer-0: karpenter.sh/do-not-disrupt", …
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    """A step failed; `will_retry` says whether the engine tries it again by itself."""
+
+    wave: WaveRef
+    step: str
+    target: str
+    error: str
+    attempt: int
+    will_retry: bool
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+@dataclass(frozen=True)
+class WavePaused:
+    wave: WaveRef
+    reason: str  # "paused by U0SRE00001", "change window closed at 18:00 UTC", "alert HighErrorRate firing"
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+@dataclass(frozen=True)
+class WaveFinished:
+    """The engine is done with the wave's execution: `outcome` is the state it left it in
+    (baking, failed, rolled_back, aborted)."""
+
+    wave: WaveRef
+    outcome: str
+    summary: str
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+Event = WaveProgress | StepFailed | WavePaused | WaveFinished
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Publish/subscribe, in process. Thread-safe; subscribers are called in subscription order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns the function that removes it."""
+        with self._lock:
+            self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if subscriber in self._subscribers:
+                    self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event subscriber %r failed on %s", subscriber, type(event).__name__)
