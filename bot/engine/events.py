@@ -80,7 +80,22 @@ class WaveFinished:
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
-Event = WaveProgress | StepFailed | WavePaused | WaveFinished
+@dataclass(frozen=True)
+class EngineAlert:
+    """Something people must look at now: the engine cannot make progress by itself.
+
+    kind: "drain_stuck" (a drain past its timeout), "node_not_ready" (a new node never became Ready),
+    "step_failing" (a step failed repeatedly), "blocked" (a blocking alert or pod holds the wave).
+    The canary's alerting subscribes to these, pauses the migration and pages on-call."""
+
+    wave: WaveRef
+    kind: str
+    summary: str
+    objects: tuple[str, ...] = ()  # "node ip-10-0-1-5", "pod shop/cart-7f9", …
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+Event = WaveProgress | StepFailed | WavePaused | WaveFinished | EngineAlert
 Subscriber = Callable[[Event], None]
 
 
