@@ -15,6 +15,8 @@
   the Node and NodeClaim deleted. Empty nodes go without a replacement (drifted, or consolidated
   after `consolidateAfter` under WhenEmpty/WhenEmptyOrUnderutilized). A node, or a node running a
   pod, annotated `karpenter.sh/do-not-disrupt: "true"` is never disrupted.
+- Termination: NodeClaims carry the `karpenter.sh/termination` finalizer; one deleted through the
+  API is drained (PDBs honoured), its instance terminated and its Node deleted before it goes.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ UNREGISTERED_TAINT = {"key": "karpenter.sh/unregistered", "effect": "NoExecute"}
 DISRUPTED_TAINT = {"key": "karpenter.sh/disrupted", "effect": "NoSchedule"}
 POOL_HASH = "karpenter.sh/nodepool-hash"
 CLASS_HASH = "karpenter.k8s.aws/ec2nodeclass-hash"
+# Karpenter's termination finalizer: deleting a NodeClaim (kubectl delete nodeclaim, or Karpenter's
+# own disruption) drains its node, terminates the instance and deletes the Node before the claim goes.
+TERMINATION_FINALIZER = "karpenter.sh/termination"
 DEFAULT_TYPES = ("m5.large", "m5.xlarge", "m5.2xlarge")
 
 
@@ -107,6 +112,7 @@ class Karpenter:
         self._command: Command | None = None
         self._next_disruption = 0.0
         self._empty_since: dict[str, float] = {}
+        self._termination_retry: dict[str, float] = {}  # pod uid -> next eviction attempt
         self._dirty = True
         # EC2 launches are slow HTTP calls: they run beside the reconcile loop, as Karpenter's do.
         self._launcher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-karpenter-launch")
@@ -128,6 +134,7 @@ class Karpenter:
         self._provision(now, due)
         self._launch_pending(now)
         self._lifecycle(now, due)
+        self._terminate(now, due)
         if now >= self._next_disruption or self._command is not None:
             self._disrupt(now, due)
             if self._command is None and now >= self._next_disruption:
@@ -383,6 +390,7 @@ class Karpenter:
             "metadata": {
                 "name": f"{pool_name}-{random_suffix(5)}",
                 "labels": labels,
+                "finalizers": [TERMINATION_FINALIZER],
                 "annotations": {
                     POOL_HASH: pool_hash,
                     "karpenter.sh/nodepool-hash-version": "v3",
@@ -479,7 +487,7 @@ class Karpenter:
             except Exception as e:
                 log.warning("launch of %s failed: %s", claim["metadata"]["name"], e)
                 kube.event(claim, "LaunchFailed", str(e), component="karpenter", warning=True)
-                kube.delete("nodeclaims", claim)
+                self._remove_claim(claim)
                 return
             self._launched(claim, nodeclass, instance, now)
         finally:
@@ -512,8 +520,10 @@ class Karpenter:
         ][CLASS_HASH]
         with kube.lock:
             current = kube.store.get(kube.nodeclaims, "", claim["metadata"]["name"])
-            if current is None:
+            if current is None or current["metadata"].get("deletionTimestamp"):
                 self.aws.terminate_instance(instance.instance_id)
+                if current is not None:
+                    self._release(current)
                 return
             vcpu, gib, pods = capacity(instance.instance_type)
             a_cpu, a_mem, a_pods = allocatable(instance.instance_type)
@@ -769,23 +779,7 @@ class Karpenter:
                 return
             if not condition_true(rep, "Initialized"):
                 return
-        pods = self._workload_pods(cmd.node)
-        if pods:
-            live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-            normal = [p for p in live if not critical(p)]
-            for pod in normal or live:
-                uid = pod["metadata"]["uid"]
-                if cmd.retry.get(uid, 0.0) > now:
-                    due.append(cmd.retry[uid])
-                    continue
-                try:
-                    kube.api.disruption.evict(
-                        pod["metadata"]["namespace"], pod["metadata"]["name"], None, by="karpenter"
-                    )
-                    kube.event(pod, "Evicted", "Evicted pod: Drifted", component="karpenter")
-                except errors.ApiError:
-                    cmd.retry[uid] = now + self.timing.eviction_retry
-                    due.append(cmd.retry[uid])
+        if not self._drain(cmd.node, cmd.reason, cmd.retry, now, due):
             return
         with kube.lock:
             claim = kube.store.get(kube.nodeclaims, "", cmd.claim)
@@ -797,12 +791,91 @@ class Karpenter:
                 log.warning("terminate %s: %s", cmd.node, e)
             kube.delete("nodes", node)
         if claim is not None:
-            kube.delete("nodeclaims", claim)
+            self._remove_claim(claim)
         self._timers.pop(cmd.claim, None)
         self._empty_since.pop(cmd.node, None)
         self.truth.node(cmd.node, deleted=now)
         self._command = None
         self._next_disruption = now + self.timing.karpenter_disruption_poll
+
+    def _drain(
+        self, node_name: str, reason: str, retry: dict[str, float], now: float, due: list[float]
+    ) -> bool:
+        """Evict the node's workload pods (non-critical first, 429s retried); True once none is left."""
+        pods = self._workload_pods(node_name)
+        if not pods:
+            return True
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        normal = [p for p in live if not critical(p)]
+        for pod in normal or live:
+            uid = pod["metadata"]["uid"]
+            if retry.get(uid, 0.0) > now:
+                due.append(retry[uid])
+                continue
+            try:
+                self.kube.api.disruption.evict(
+                    pod["metadata"]["namespace"], pod["metadata"]["name"], None, by="karpenter"
+                )
+                self.kube.event(pod, "Evicted", f"Evicted pod: {reason}", component="karpenter")
+            except errors.ApiError:
+                retry[uid] = now + self.timing.eviction_retry
+                due.append(retry[uid])
+        return False
+
+    def _terminate(self, now: float, due: list[float]) -> None:
+        """NodeClaims deleted through the API (not by a disruption command): Karpenter's termination
+        controller taints and drains the node, terminates the instance, deletes the Node, and only
+        then lets the NodeClaim go."""
+        kube = self.kube
+        self._termination_retry = {uid: t for uid, t in self._termination_retry.items() if t > now}
+        with kube.lock:
+            deleting = [
+                c
+                for c in kube.objects("nodeclaims")
+                if c["metadata"].get("deletionTimestamp")
+                and (self._command is None or self._command.claim != c["metadata"]["name"])
+                and c["metadata"]["name"] not in self._launching
+            ]
+        for claim in deleting:
+            status = claim.get("status") or {}
+            node_name = str(status.get("nodeName") or "")
+            with kube.lock:
+                node = kube.store.get(kube.nodes, "", node_name) if node_name else None
+            if node is not None:
+                taints = node["spec"].get("taints") or []
+                if not any(t.get("key") == DISRUPTED_TAINT["key"] for t in taints):
+                    tainted = kube.copy(node)
+                    tainted["spec"]["taints"] = [*taints, dict(DISRUPTED_TAINT)]
+                    kube.update("nodes", tainted)
+                    self.truth.node(node_name, disrupted={"at": now, "reason": "Deleted"})
+                if not self._drain(node_name, "Deleted", self._termination_retry, now, due):
+                    continue
+            provider_id = str(status.get("providerID") or "")
+            if provider_id:
+                try:
+                    self.aws.terminate_instance(provider_id.rsplit("/", 1)[-1])
+                except Exception as e:
+                    log.warning("terminate %s: %s", provider_id, e)
+            if node is not None:
+                kube.delete("nodes", node)
+                self.truth.node(node_name, deleted=now)
+            self._timers.pop(claim["metadata"]["name"], None)
+            self._empty_since.pop(node_name, None)
+            self._release(claim)
+
+    def _remove_claim(self, claim: JSON) -> None:
+        """Delete a NodeClaim whose instance and Node are already gone (no termination left to do)."""
+        self.kube.delete("nodeclaims", claim)
+        current = self.kube.store.get(self.kube.nodeclaims, "", claim["metadata"]["name"])
+        if current is not None and current["metadata"]["uid"] == claim["metadata"]["uid"]:
+            self._release(current)
+
+    def _release(self, claim: JSON) -> None:
+        finalizers = claim["metadata"].get("finalizers") or []
+        if TERMINATION_FINALIZER in finalizers:
+            released = self.kube.copy(claim)
+            released["metadata"]["finalizers"] = [f for f in finalizers if f != TERMINATION_FINALIZER]
+            self.kube.update("nodeclaims", released)
 
     def _abort(self, cmd: Command) -> None:
         node = self.kube.store.get(self.kube.nodes, "", cmd.node)

@@ -9,6 +9,7 @@ import random
 from sandbox.controllers.common import is_bottlerocket, node_ready, set_condition
 from sandbox.controllers.faults import Faults
 from sandbox.controllers.groundtruth import GroundTruth
+from sandbox.controllers.hostfs import read_only_host_mount
 from sandbox.controllers.kube import Kube
 from sandbox.controllers.timing import Timing
 from sandbox.kube.jsontypes import JSON
@@ -156,8 +157,11 @@ class Kubelet:
             self._admit(pod, node, now)
         elif uid in self._starting and now >= self._starting[uid]:
             del self._starting[uid]
+            refused = read_only_host_mount(pod) if is_bottlerocket(node) else None
             crash = self.faults.crash(pod) if is_bottlerocket(node) else None
-            if crash is not None:
+            if refused is not None:
+                self._crash(pod, node, now, refused.path, refused.volume)
+            elif crash is not None:
                 self._crash(pod, node, now, crash.path)
             else:
                 self._run(pod, node, now)
@@ -257,7 +261,7 @@ class Kubelet:
         status["containerStatuses"] = statuses
         self.kube.update_status("pods", pod, status)
 
-    def _crash(self, pod: JSON, node: JSON, now: float, path: str | None) -> None:
+    def _crash(self, pod: JSON, node: JSON, now: float, path: str | None, volume: str = "host-path") -> None:
         """CrashLoopBackOff: the container dies at start (a write under Bottlerocket's read-only /usr)."""
         node_name = node["metadata"]["name"]
         uid = pod["metadata"]["uid"]
@@ -265,7 +269,7 @@ class Kubelet:
             self.kube.event(
                 pod,
                 "FailedMount",
-                f'MountVolume.SetUp failed for volume "host-path" : mkdir {path}: read-only file system',
+                f'MountVolume.SetUp failed for volume "{volume}" : mkdir {path}: read-only file system',
                 component="kubelet",
                 host=node_name,
                 warning=True,

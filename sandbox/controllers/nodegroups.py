@@ -41,6 +41,7 @@ class NodeGroups:
         self._eks: Any = None
         self._next = 0.0
         self._retry: dict[str, float] = {}  # pod uid -> next eviction attempt
+        self._deleted: set[str] = set()  # groups the EKS API no longer knows
 
     def reconcile(self, now: float) -> float | None:
         try:
@@ -76,8 +77,21 @@ class NodeGroups:
                 )
                 if desired != len(self.aws.node_group_instances(group)):
                     self.aws.scale_node_group(group, desired)
+                self._deleted.discard(group)
             except Exception as e:
-                log.warning("node group %s: %s", group, e)
+                if _not_found(e):
+                    self._gone(group)
+                else:
+                    log.warning("node group %s: %s", group, e)
+
+    def _gone(self, group: str) -> None:
+        """A node group deleted through the EKS API (delete_nodegroup): EKS terminates whatever
+        instances it still had; their Nodes are then drained and removed like any terminated one."""
+        if group not in self._deleted:
+            self._deleted.add(group)
+            log.info("node group %s was deleted", group)
+        for instance in self.aws.node_group_instances(group):
+            self.aws.terminate_instance(instance.instance_id)
 
     def _sync_nodes(self, region: str, groups: list[str], now: float) -> None:
         kube = self.kube
@@ -144,3 +158,8 @@ class NodeGroups:
                 current = kube.store.get(kube.nodes, "", name)
                 if current is not None and kube.delete("nodes", current):
                     self.truth.node(name, deleted=now)
+
+
+def _not_found(e: Exception) -> bool:
+    response = getattr(e, "response", None)
+    return isinstance(response, dict) and response.get("Error", {}).get("Code") == "ResourceNotFoundException"

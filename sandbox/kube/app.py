@@ -41,6 +41,7 @@ from sandbox.kube.resources import BUILTINS, REVIEW_KINDS, Registry, ResourceTyp
 from sandbox.kube.responses import error_response as _error
 from sandbox.kube.responses import json_response as _json
 from sandbox.kube.selectors import parse_field_selector, parse_label_selector, predicate
+from sandbox.kube.sharing import Sharer
 from sandbox.kube.store import Store, deep_copy
 from sandbox.kube.tables import table, wants_table
 from sandbox.kube.watch import Watches
@@ -49,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 # Namespaces every cluster starts with.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# A load this large is a scenario's bulk start: its objects share equal parts and are frozen out of
+# the cyclic GC.
+BULK_LOAD = 10_000
 
 
 def _success(code: int = 200, details: JSON | None = None) -> JSON:
@@ -135,7 +139,8 @@ def _continue_token(rv: int, key: tuple[str, str]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _parse_continue(token: str, store: Store) -> tuple[str, str]:
+def _parse_continue(token: str, store: Store) -> tuple[tuple[str, str], int]:
+    """The key to continue after and the first page's resourceVersion (the snapshot to list at)."""
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         start, rv = data["start"], int(data["rv"])
@@ -152,7 +157,7 @@ def _parse_continue(token: str, store: Store) -> tuple[str, str]:
             "results in an inconsistent list - objects that were created, modified, or deleted "
             "between the time the first chunk was returned and now may show up in the list."
         )
-    return key
+    return key, rv
 
 
 RequestHook = Callable[[RequestInfo, User, dict[str, list[str]]], Awaitable[None]]
@@ -260,15 +265,15 @@ class KubeApi:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            count = self._load(objects)
+            count = self._load(objects, Sharer() if len(objects) >= BULK_LOAD else None)
         finally:
             if gc_was_enabled:
                 gc.enable()
-        if count >= 10_000:
+        if count >= BULK_LOAD:
             gc.freeze()
         return count
 
-    def _load(self, objects: list[JSON]) -> int:
+    def _load(self, objects: list[JSON], sharer: Sharer | None) -> int:
         count = 0
         with self.store.lock:
             for obj in objects:
@@ -279,7 +284,9 @@ class KubeApi:
                 meta = obj.setdefault("metadata", {})
                 existing = self.store.get(rt, meta.get("namespace", "default"), meta.get("name", ""))
                 if existing is None:
-                    self.store.create(rt, obj, keep_status=True)
+                    stored = self.store.create(rt, obj, keep_status=True)
+                    if sharer is not None:
+                        sharer.share(stored)
                 else:
                     meta["resourceVersion"] = existing["metadata"]["resourceVersion"]
                     status = obj.get("status")
@@ -437,7 +444,7 @@ class KubeApi:
                     {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": {}, "items": deleted}
                 )
             limit = int(q("limit", "0") or 0)
-            after = _parse_continue(q("continue"), self.store) if q("continue") else None
+            after, at = _parse_continue(q("continue"), self.store) if q("continue") else (None, None)
             indexed = next(
                 (
                     (".".join(r.path), r.value)
@@ -447,7 +454,7 @@ class KubeApi:
                 None,
             )
             items, rv, next_key = self.store.list_objects(
-                rt, ns, predicate=pred, after=after, limit=limit, indexed=indexed
+                rt, ns, predicate=pred, after=after, limit=limit, indexed=indexed, at=at
             )
             metadata: JSON = {"resourceVersion": str(rv)}
             if next_key is not None:
@@ -531,9 +538,9 @@ class KubeApi:
                     request, core, info.namespace or None, pred, q, convert=events.from_core, view=rt
                 )
             limit = int(q("limit", "0") or 0)
-            after = _parse_continue(q("continue"), self.store) if q("continue") else None
+            after, at = _parse_continue(q("continue"), self.store) if q("continue") else (None, None)
             items, rv, next_key = self.store.list_objects(
-                core, info.namespace or None, predicate=pred, after=after, limit=limit
+                core, info.namespace or None, predicate=pred, after=after, limit=limit, at=at
             )
             metadata: JSON = {"resourceVersion": str(rv)}
             if next_key is not None:
@@ -717,6 +724,36 @@ def _pod_defaults(rt: ResourceType, pod: JSON, old: JSON | None) -> None:
     status = pod.setdefault("status", {})
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", "BestEffort")
+    _default_toleration_seconds(spec)
+
+
+# The DefaultTolerationSeconds admission plugin's taints and default (plugin/pkg/admission/
+# defaulttolerationseconds): without them a pod on a node that goes NotReady would be evicted at once.
+DEFAULT_NOEXECUTE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+DEFAULT_TOLERATION_SECONDS = 300
+
+
+def _default_toleration_seconds(spec: JSON) -> None:
+    """Add a 300 s NoExecute toleration for each default taint the pod does not already tolerate."""
+    tolerations = list(spec.get("tolerations") or [])
+    added = False
+    for key in DEFAULT_NOEXECUTE_TAINTS:
+        # As the plugin decides: an empty key or effect matches (a toleration of everything counts).
+        if any(
+            t.get("key", "") in ("", key) and t.get("effect", "") in ("", "NoExecute") for t in tolerations
+        ):
+            continue
+        tolerations.append(
+            {
+                "key": key,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+            }
+        )
+        added = True
+    if added:
+        spec["tolerations"] = tolerations
 
 
 def _namespace_defaults(rt: ResourceType, ns: JSON, old: JSON | None) -> None:

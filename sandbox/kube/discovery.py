@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import re
+from pathlib import Path
+
+import orjson
 from starlette.responses import Response
 
 from sandbox.kube import errors
@@ -23,6 +29,37 @@ SERVER_VERSION: JSON = {
 
 # The openapi/v3 documents never change for a server's life; clients cache them by this hash.
 OPENAPI_HASH = "5A6B7C8D9E0F1A2B3C4D5E6F7A8B9C0D"
+# The built-in kinds' schemas (Kubernetes v1.32, with their descriptions and patch strategies),
+# vendored with the $refs they need; see openapi/README.md.
+BUILTIN_SCHEMAS = Path(__file__).resolve().parent / "openapi" / "kubernetes-v1.32.json"
+log = logging.getLogger("sandbox.kube.discovery")
+_REF = re.compile(r"#/components/schemas/([A-Za-z0-9_.\-]+)")
+
+
+@functools.cache
+def builtin_schemas() -> dict[str, JSON]:
+    """Component schemas by name, parsed once per process; none when an install left the file out
+    (the documents then carry the CRDs' schemas only, as before, and `kubectl explain pod` fails)."""
+    try:
+        raw = BUILTIN_SCHEMAS.read_bytes()
+    except OSError as e:
+        log.warning("built-in OpenAPI schemas unavailable (%s): kubectl explain of built-in kinds fails", e)
+        return {}
+    schemas: dict[str, JSON] = orjson.loads(raw)["schemas"]
+    return schemas
+
+
+def _closure(roots: list[str], schemas: dict[str, JSON]) -> dict[str, JSON]:
+    """The roots and every schema they reference, as one OpenAPI document's components need."""
+    out: dict[str, JSON] = {}
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in out or name not in schemas:
+            continue
+        out[name] = schemas[name]
+        todo += _REF.findall(orjson.dumps(schemas[name]).decode())
+    return out
 
 
 class Discovery:
@@ -80,7 +117,8 @@ class Discovery:
         kubectl (`create -f`, `apply -f`) downloads it to learn whether the server validates fields
         itself: a PATCH operation tagged with the kind's x-kubernetes-group-version-kind and a
         `fieldValidation` query parameter means yes, so kubectl sends fieldValidation=Strict instead
-        of validating client-side. Only the CRDs' schemas are included (for `kubectl explain`).
+        of validating client-side. Components carry the kinds' schemas — the CRDs' own and the
+        built-in kinds' vendored ones — for `kubectl explain`.
         """
         paths: JSON = {}
         for rt in self.registry.all():
@@ -120,6 +158,14 @@ class Discovery:
                         ]
                     },
                 )
+        builtin = builtin_schemas()
+        roots = [
+            name
+            for name, schema in builtin.items()
+            for gvk in schema.get("x-kubernetes-group-version-kind") or ()
+            if (("api/" if not gvk["group"] else "apis/" + gvk["group"] + "/") + gvk["version"]) == gv
+        ]
+        schemas.update(_closure(roots, builtin))
         return {
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes", "version": SERVER_VERSION["gitVersion"]},

@@ -222,20 +222,6 @@ def pod(
             "terminationGracePeriodSeconds": 30,
             "schedulerName": "default-scheduler",
             "serviceAccountName": "default",
-            "tolerations": [
-                {
-                    "key": "node.kubernetes.io/not-ready",
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                    "tolerationSeconds": 300,
-                },
-                {
-                    "key": "node.kubernetes.io/unreachable",
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                    "tolerationSeconds": 300,
-                },
-            ],
         },
         "status": {
             "phase": "Running",

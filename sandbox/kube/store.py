@@ -167,22 +167,30 @@ class Store:
         after: ObjKey | None = None,
         limit: int = 0,
         indexed: tuple[str, str] | None = None,
+        at: int | None = None,
     ) -> tuple[list[JSON], int, ObjKey | None]:
         """Objects in etcd key order (namespace, name), from just after `after`, at most `limit`.
 
         Returns (items, resourceVersion, key to continue after or None). The list is a snapshot of
-        references taken under the lock; continuing re-reads current state (documented gap: the real
-        apiserver continues from a consistent snapshot at the first page's resourceVersion).
+        references taken under the lock. `at` (a continue token's resourceVersion) lists the state
+        as it was at that revision, as the apiserver continues a paginated list from the first
+        page's consistent snapshot: changes since are undone from the watch history (the caller
+        answers 410 when `compacted(at)`). The returned resourceVersion is then `at`.
         `indexed=(field, value)` narrows the scan through a field index (see `add_field_index`);
         `predicate` must still express the whole selection.
         """
         with self.lock:
             objects = self._objects.get(rt.key, {})
-            index = self._field_indexes.get((rt.key, indexed[0])) if indexed else None
+            past = self._state_at(rt.key, at) if at is not None and at < self._rv else {}
+            index = self._field_indexes.get((rt.key, indexed[0])) if indexed and not past else None
             if index is not None and indexed is not None:
                 keys = sorted(index.values.get(indexed[1], ()))
             else:
                 keys = self._sorted_keys(rt.key)
+            if past:
+                gone_since = [k for k, v in past.items() if v is not None and k not in objects]
+                if gone_since:
+                    keys = sorted([*keys, *gone_since])
             start = 0
             if namespace:
                 start = bisect.bisect_left(keys, (namespace, ""))
@@ -194,14 +202,28 @@ class Store:
                 key = keys[i]
                 if namespace and key[0] != namespace:
                     break
-                obj = objects[key]
+                obj = past[key] if key in past else objects[key]
+                if obj is None:  # created after the snapshot
+                    continue
                 if predicate is not None and not predicate(obj):
                     continue
                 if limit and len(items) == limit:
                     next_key = self._key_of(items[-1])
                     break
                 items.append(obj)
-            return items, self._rv, next_key
+            return items, self._rv if at is None else at, next_key
+
+    def _state_at(self, resource: str, rv: int) -> dict[ObjKey, JSON | None]:
+        """Keys of `resource` changed after `rv`, each with its object as it was at `rv` (None: it
+        did not exist then)."""
+        past: dict[ObjKey, JSON | None] = {}
+        for event in self._events_after(rv):
+            if event.resource != resource:
+                continue
+            key = self._key_of(event.object)
+            if key not in past:
+                past[key] = None if event.type == "ADDED" else event.old
+        return past
 
     def iter_all(self, rt: ResourceType) -> Iterator[JSON]:
         """Unordered iteration for in-process controllers; hold `lock` while iterating."""

@@ -601,6 +601,7 @@ class _Builder:
                 "name": inst.nodeclaim,
                 "uid": uid_for("nodeclaim", inst.nodeclaim or ""),
                 "creationTimestamp": created,
+                "finalizers": ["karpenter.sh/termination"],
                 "labels": {
                     "karpenter.sh/nodepool": pool.name,
                     "karpenter.k8s.aws/ec2nodeclass": pool.nodeclass,
@@ -1048,22 +1049,6 @@ class _Builder:
             "enableServiceLinks": True,
             "preemptionPolicy": "PreemptLowerPriority",
         }
-        if not w.tolerate_everything:
-            spec["tolerations"] = [
-                *spec.get("tolerations", []),
-                {
-                    "key": "node.kubernetes.io/not-ready",
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                    "tolerationSeconds": 300,
-                },
-                {
-                    "key": "node.kubernetes.io/unreachable",
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                    "tolerationSeconds": 300,
-                },
-            ]
         metadata: JSON = {
             "name": name,
             "namespace": namespace,

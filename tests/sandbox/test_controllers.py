@@ -264,6 +264,60 @@ def test_pods_matching_the_fault_crash_only_on_bottlerocket_with_a_read_only_fil
         assert "CrashLoopBackOff" in out
 
 
+def _writing_to(name: str, host_path: str, group: str, *, read_only: bool = False) -> JSON:
+    d = deployment(name, 1, node_selector={"eks.amazonaws.com/nodegroup": group})
+    spec = d["spec"]["template"]["spec"]
+    spec["volumes"] = [{"name": "host", "hostPath": {"path": host_path, "type": "DirectoryOrCreate"}}]
+    mount: JSON = {"name": "host", "mountPath": "/host"}
+    if read_only:
+        mount["readOnly"] = True
+    spec["containers"][0]["volumeMounts"] = [mount]
+    return d
+
+
+def test_a_writable_host_path_on_bottlerocket_s_read_only_root_fails_and_runs_on_al2() -> None:
+    refused = {"usr-local": "/usr/local/bin", "usr-share": "/usr/share/cache", "root": "/srv/data"}
+    accepted = {
+        "var": "/var/lib/agent",
+        "opt": "/opt/agent",
+        "local": "/local/cache",
+        "mnt": "/mnt/scratch",
+        "etc": "/etc/agent",
+    }
+    objects = [
+        *_nodes(),
+        *(_writing_to(f"br-{k}", v, "br") for k, v in (refused | accepted).items()),
+        _writing_to("br-usr-read-only", "/usr/share/zoneinfo", "br", read_only=True),
+        *(_writing_to(f"al2-{k}", v, "al2") for k, v in refused.items()),
+    ]
+    with running(objects) as (sb, _):
+        core = client.CoreV1Api(config.new_client_from_config(config_file=str(sb.kubeconfig)))
+        runs = [f"br-{k}" for k in accepted] + ["br-usr-read-only"] + [f"al2-{k}" for k in refused]
+        wait_for(
+            "pods with writable or read-only-mounted host paths Ready",
+            lambda: all(any(ready(p) for p in pods_of(sb, app)) for app in runs),
+        )
+
+        def crash_looping(app: str) -> JSON | None:
+            pods = pods_of(sb, app)
+            statuses = (pods[0].get("status") or {}).get("containerStatuses") or [{}] if pods else [{}]
+            waiting = statuses[0].get("state", {}).get("waiting", {})
+            return pods[0] if waiting.get("reason") == "CrashLoopBackOff" else None
+
+        for key, path in refused.items():
+            pod = wait_for(f"br-{key} in CrashLoopBackOff", lambda key=key: crash_looping(f"br-{key}"))
+            assert not ready(pod)
+            events = core.list_namespaced_event(
+                "default", field_selector=f"involvedObject.name={pod['metadata']['name']},reason=FailedMount"
+            ).items
+            assert [(e.type, e.message) for e in events] == [
+                (
+                    "Warning",
+                    f'MountVolume.SetUp failed for volume "host" : mkdir {path}: read-only file system',
+                )
+            ]
+
+
 def test_a_pdb_with_max_unavailable_zero_never_allows_an_eviction_and_ground_truth_records_the_429() -> None:
     from test_controllers_support import pdb
 

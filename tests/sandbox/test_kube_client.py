@@ -58,6 +58,33 @@ def test_paginated_list_returns_every_object_once(
     assert names == sorted(names)
 
 
+def test_a_paginated_list_continues_from_the_first_page_s_snapshot(
+    cluster: SandboxServer, api_client: client.ApiClient
+) -> None:
+    cluster.api.load(
+        [new_pod(f"p-{i}") | {"metadata": {"name": f"p-{i}", "namespace": "default"}} for i in range(6)]
+    )
+    core = client.CoreV1Api(api_client)
+    first = core.list_namespaced_pod("default", limit=2)
+    assert [p.metadata.name for p in first.items] == ["p-0", "p-1"]
+    # Between pages: one pod deleted, one relabelled, one created.
+    core.delete_namespaced_pod("p-3", "default", grace_period_seconds=0)
+    core.patch_namespaced_pod("p-4", "default", {"metadata": {"labels": {"moved": "yes"}}})
+    core.create_namespaced_pod("default", new_pod("p-5a"))
+    rest = []
+    token = first.metadata._continue
+    while token:
+        page = core.list_namespaced_pod("default", limit=2, _continue=token)
+        assert page.metadata.resource_version == first.metadata.resource_version
+        rest += page.items
+        token = page.metadata._continue
+    assert [p.metadata.name for p in rest] == ["p-2", "p-3", "p-4", "p-5"]
+    assert "moved" not in (rest[2].metadata.labels or {})
+    # A new list sees the present.
+    now = [p.metadata.name for p in core.list_namespaced_pod("default").items]
+    assert now == ["p-0", "p-1", "p-2", "p-4", "p-5", "p-5a"]
+
+
 def test_list_with_set_based_label_and_field_selectors(api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)
     web = core.list_pod_for_all_namespaces(label_selector="app in (web,api),!missing")
@@ -177,6 +204,45 @@ def test_create_existing_is_409_and_missing_is_404(api_client: client.ApiClient)
         "message": 'pods "nope" not found', "reason": "NotFound", "details": {"name": "nope", "kind": "pods"},
         "code": 404,
     }  # fmt: skip
+
+
+def test_a_new_pod_gets_the_default_not_ready_and_unreachable_tolerations(
+    api_client: client.ApiClient,
+) -> None:
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_pod("shop", new_pod("plain"))
+    tolerations = core.read_namespaced_pod("plain", "shop").spec.tolerations
+    assert sorted((t.key, t.operator, t.effect, t.toleration_seconds) for t in tolerations) == [
+        ("node.kubernetes.io/not-ready", "Exists", "NoExecute", 300),
+        ("node.kubernetes.io/unreachable", "Exists", "NoExecute", 300),
+    ]
+
+
+def test_a_pod_that_already_tolerates_the_default_taints_is_left_as_it_is(
+    api_client: client.ApiClient,
+) -> None:
+    core = client.CoreV1Api(api_client)
+    everything = new_pod("tolerates-everything")
+    everything["spec"]["tolerations"] = [{"operator": "Exists"}]
+    own = new_pod("own-seconds")
+    own["spec"]["tolerations"] = [
+        {
+            "key": "node.kubernetes.io/not-ready",
+            "operator": "Exists",
+            "effect": "NoExecute",
+            "tolerationSeconds": 30,
+        }
+    ]
+    core.create_namespaced_pod("shop", everything)
+    core.create_namespaced_pod("shop", own)
+    assert [
+        t.operator for t in core.read_namespaced_pod("tolerates-everything", "shop").spec.tolerations
+    ] == ["Exists"]
+    kept = core.read_namespaced_pod("own-seconds", "shop").spec.tolerations
+    assert [(t.key, t.toleration_seconds) for t in kept] == [
+        ("node.kubernetes.io/not-ready", 30),
+        ("node.kubernetes.io/unreachable", 300),
+    ]
 
 
 def eviction(name: str, namespace: str) -> client.V1Eviction:

@@ -252,3 +252,54 @@ def test_apply_an_invalid_nodepool_prints_the_crd_message(kubectl: Kubectl, tmp_
         'The NodePool "bottlerocket" is invalid: spec.template.spec.nodeClassRef.name: '
         'Invalid value: "string": name may not be empty'
     ) in result.stderr
+
+
+def test_explain_describes_built_in_kinds_and_karpenter_s(kubectl: Kubectl) -> None:
+    pod = kubectl("explain", "pod").stdout
+    assert pod.startswith("KIND:       Pod\nVERSION:    v1\n")
+    assert "Pod is a collection of containers that can run on a host." in pod
+    assert "spec\t<PodSpec>" in pod
+    tolerations = kubectl("explain", "pods.spec.tolerations.tolerationSeconds").stdout
+    assert "FIELD: tolerationSeconds <integer>" in tolerations
+    assert "GROUP:      apps" in kubectl("explain", "deployment.spec.strategy").stdout
+    nodepool = kubectl("explain", "nodepool").stdout
+    assert "GROUP:      karpenter.sh\nKIND:       NodePool\nVERSION:    v1\n" in nodepool
+    assert "spec\t<Object> -required-" in nodepool
+
+
+DEPLOYMENT_YAML = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: checkout
+  namespace: shop
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: checkout}}
+  template:
+    metadata:
+      labels: {{app: checkout}}
+    spec:
+      containers:
+        - name: checkout
+          image: {image}
+        - name: sidecar
+          image: busybox:1.36
+"""
+
+
+def test_apply_of_a_built_in_kind_patches_lists_by_their_merge_keys(
+    kubectl: Kubectl, cluster: SandboxServer, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "deployment.yaml"
+    manifest.write_text(DEPLOYMENT_YAML.format(image="nginx:1.27"))
+    assert kubectl("apply", "-f", str(manifest)).stdout == "deployment.apps/checkout created\n"
+    manifest.write_text(DEPLOYMENT_YAML.format(image="nginx:1.28"))
+    assert kubectl("apply", "-f", str(manifest)).stdout == "deployment.apps/checkout configured\n"
+    stored = cluster.api.store.must_get(cluster.api.rt("apps", "v1", "deployments"), "shop", "checkout")
+    containers = stored["spec"]["template"]["spec"]["containers"]
+    assert [(c["name"], c["image"]) for c in containers] == [
+        ("checkout", "nginx:1.28"),
+        ("sidecar", "busybox:1.36"),
+    ]

@@ -161,3 +161,37 @@ def test_create_drops_a_clients_status_except_for_nodes(api: KubeApi) -> None:
     assert pod["status"]["phase"] == "Pending"
     node = api.store.create(api.rt("", "v1", "nodes"), {"metadata": {"name": "n"}, "status": {"phase": "x"}})
     assert node["status"] == {"phase": "x"}
+
+
+def test_bulk_loaded_pods_share_equal_parts_yet_change_independently(api: KubeApi) -> None:
+    pods = api.rt("", "v1", "pods")
+    bulk = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"web-{i}", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}], "nodeName": f"n{i % 7}"},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }
+        for i in range(10_000)
+    ]
+    assert api.load(bulk) == 10_000
+    first, second = api.store.get(pods, "default", "web-0"), api.store.get(pods, "default", "web-1")
+    assert first is not None and second is not None
+    # One dict for what is equal; a big scenario's memory depends on it.
+    assert first["spec"]["containers"] is second["spec"]["containers"]
+    assert first["metadata"]["labels"] is second["metadata"]["labels"]
+
+    # A write through the store's own paths changes one pod only.
+    changed = dict(first, metadata={**first["metadata"], "labels": {"app": "web", "canary": "yes"}})
+    relabelled = api.store.update(pods, changed)
+    status = {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}
+    api.store.update(pods, dict(relabelled, status=status), subresource="status")
+    after = api.store.get(pods, "default", "web-0")
+    untouched = api.store.get(pods, "default", "web-1")
+    assert after is not None and untouched is not None
+    assert after["metadata"]["labels"] == {"app": "web", "canary": "yes"}
+    assert after["status"]["conditions"] == [{"type": "Ready", "status": "False"}]
+    assert untouched["metadata"]["labels"] == {"app": "web"}
+    assert untouched["status"]["conditions"] == [{"type": "Ready", "status": "True"}]
+    assert untouched["spec"]["nodeName"] == "n1"
