@@ -10,11 +10,14 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
+    Unicode,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
@@ -177,7 +180,9 @@ class Approval(Base):
     """One person's decision on one wave request, bound to the plan and the snapshot they saw."""
 
     __tablename__ = "approvals"
-    __table_args__ = (UniqueConstraint("wave_id", "user_id"),)
+    # One decision per person per request cycle: a wave requested again after a deny or an expiry
+    # starts a new cycle (migration 0004; `cycle` is the wave's version once requested, NULL before).
+    __table_args__ = (UniqueConstraint("wave_id", "cycle", "user_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id", ondelete="CASCADE"))
@@ -187,6 +192,7 @@ class Approval(Base):
     snapshot_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime | None]
+    cycle: Mapped[int | None]
 
 
 class AuditEvent(Base):
@@ -277,3 +283,114 @@ class PodTimingRow(Base):
     scheduled_at: Mapped[dt.datetime | None]
     ready_at: Mapped[dt.datetime | None]
     node: Mapped[str | None] = mapped_column(String(253))
+
+
+# ---- the canary (migration 0003) ----------------------------------------------------------------
+
+
+class CanaryBake(Base):
+    """A wave's bake: checks every `interval_seconds` until `until`. `analysis` counts the bakes of the
+    wave (a resume after a failed canary starts a new analysis: Argo Rollouts' counters start again)."""
+
+    __tablename__ = "canary_bakes"
+
+    wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id", ondelete="CASCADE"), primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(200))
+    analysis: Mapped[int] = mapped_column(default=1)
+    interval_seconds: Mapped[float]
+    duration_seconds: Mapped[float]
+    started_at: Mapped[dt.datetime]
+    until: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
+    # "passed" | "failed" | "inconclusive" | "stopped"
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    # Each pod's restart count when the analysis first saw it (pod uid → restarts).
+    baseline: Mapped[dict[str, Any]]
+
+
+class CanaryRun(Base):
+    """One run of the checks. (wave, analysis, tick) is unique: a tick claimed once is never run again,
+    whichever process or restart tries. `results` is what each check saw."""
+
+    __tablename__ = "canary_runs"
+    __table_args__ = (UniqueConstraint("wave_id", "analysis", "tick"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id", ondelete="CASCADE"))
+    analysis: Mapped[int]
+    tick: Mapped[str] = mapped_column(String(64))  # "t<n>" for the n-th scheduled tick, "manual:<time>"
+    runner: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    verdict: Mapped[str | None] = mapped_column(String(32))
+    results: Mapped[dict[str, Any]]
+
+
+class CanaryEpisode(Base):
+    """One alert episode of a wave: opened by a failed canary or an engine alert, alerted once, reminded
+    until acknowledged, resolved when the checks pass again or someone resumes or rolls back."""
+
+    __tablename__ = "canary_episodes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))  # "canary" or the EngineAlert kind
+    summary: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]
+    opened_at: Mapped[dt.datetime]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_at: Mapped[dt.datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolved_at: Mapped[dt.datetime | None]
+    reminders: Mapped[int] = mapped_column(default=0)
+    notified_at: Mapped[dt.datetime | None]
+    channel: Mapped[str | None] = mapped_column(String(64))
+    message_ts: Mapped[str | None] = mapped_column(String(64))
+    dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class CanaryJob(Base):
+    """APScheduler 3.x SQLAlchemyJobStore's table (its layout, created by Alembic): pickled jobs."""
+
+    __tablename__ = "canary_jobs"
+
+    id: Mapped[str] = mapped_column(Unicode(191), primary_key=True)
+    next_run_time: Mapped[float | None] = mapped_column(Float(25), index=True)
+    job_state: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# ---- Slack (migration 0004) ---------------------------------------------------------------------
+
+
+class SlackDelivery(Base):
+    """A Slack delivery (event_id or trigger_id) already acted on: a redelivery finds it by key."""
+
+    __tablename__ = "slack_deliveries"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    claimed_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class SlackMessage(Base):
+    """A message the bot owns for a wave's request cycle: the request itself, the progress message in
+    its thread, the results, the channel summary. `rev` counts what the message should say (text,
+    blocks); `delivered_rev` what Slack has shown: anything behind is posted or updated again later."""
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (UniqueConstraint("wave_id", "cycle", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id", ondelete="CASCADE"))
+    cycle: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(32))  # "request" | "progress" | "result" | "summary" | …
+    channel: Mapped[str] = mapped_column(String(64))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    ts: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    blocks: Mapped[dict[str, Any]]  # {"blocks": [...]}
+    facts: Mapped[dict[str, Any]]  # the figures behind the text (App Home reads progress from here)
+    rev: Mapped[int] = mapped_column(default=1)
+    delivered_rev: Mapped[int] = mapped_column(default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(index=True)

@@ -71,6 +71,12 @@ def _fresh_postgres_schema(base_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def fresh_postgres_url(postgres_base_url: str) -> Iterator[str]:
+    """A URL on PostgreSQL only, in a new empty schema (for tests that need several processes on it)."""
+    yield from _fresh_postgres_schema(postgres_base_url)
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a new, empty database (no schema): a SQLite file in tmp_path, or a PostgreSQL schema."""

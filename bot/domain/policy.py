@@ -75,3 +75,17 @@ def authorize(trigger: Trigger, actor: Actor, *, requested_by: str | None = None
             f"{actor.id} can't approve {wave}: they requested it, and a wave needs a second person's "
             "approval — ask another team lead."
         )
+
+
+# Acknowledging an alert changes no wave state (it is not a Trigger): it stops the reminders and tells
+# everyone someone is on it. On-call answers alerts.
+ACKNOWLEDGE_ALERT: frozenset[Role] = frozenset({R.ONCALL})
+
+
+def authorize_acknowledge(actor: Actor, *, what: str = "this alert") -> None:
+    """Raise Forbidden unless `actor` may acknowledge alerts."""
+    if not actor.roles & ACKNOWLEDGE_ALERT:
+        raise Forbidden(
+            f"{actor.id} can't acknowledge {what}: that needs the {describe_roles(ACKNOWLEDGE_ALERT)} role "
+            "in the plan's roles — ask on-call, or have the plan add you under roles.oncall."
+        )

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from storage.db import Database
 from storage.models import ApprovalDecision, MigrationStatus, StepStatus, utc_now
 from storage.repositories.audit import AuditRepository, Clock
+from storage.repositories.canary import BakeView, CanaryRepository, EpisodeView, RunView
+from storage.repositories.engine import ExecutorLockRepository, TimingRepository
 from storage.repositories.migrations import MigrationRepository
+from storage.repositories.slack import MessageKind, SlackMessageView, SlackRepository
 from storage.repositories.views import (
     ApprovalView,
     AuditEventView,
@@ -30,6 +33,10 @@ class Repositories:
     nodes: WaveNodeRepository
     journal: StepJournalRepository
     audit: AuditRepository
+    slack: SlackRepository
+    locks: ExecutorLockRepository
+    timings: TimingRepository
+    canary: CanaryRepository
 
     @classmethod
     def over(cls, database: Database, clock: Clock = utc_now) -> Repositories:
@@ -39,6 +46,10 @@ class Repositories:
             nodes=WaveNodeRepository(database, clock),
             journal=StepJournalRepository(database, clock),
             audit=AuditRepository(database, clock),
+            slack=SlackRepository(database, clock),
+            canary=CanaryRepository(database, clock),
+            locks=ExecutorLockRepository(database, clock),
+            timings=TimingRepository(database, clock),
         )
 
 
@@ -49,12 +60,19 @@ __all__ = [
     "AuditEventView",
     "AuditRepository",
     "AuditVerification",
+    "BakeView",
+    "CanaryRepository",
     "Clock",
+    "EpisodeView",
+    "MessageKind",
     "MigrationRepository",
     "MigrationStatus",
     "MigrationView",
     "NodeRecord",
     "Repositories",
+    "RunView",
+    "SlackMessageView",
+    "SlackRepository",
     "StepJournalRepository",
     "StepStatus",
     "StepView",

@@ -33,16 +33,22 @@ class ApprovalRepository:
         plan_hash: str,
         snapshot_hash: str | None = None,
         expires_at: dt.datetime | None = None,
+        cycle: int | None = None,
     ) -> ApprovalView:
         """Record one person's decision on the wave, with its audit event (approval.recorded).
 
         The same decision again returns the first one and writes nothing (a double click, a Slack
-        retry); a different decision from the same person is refused with AlreadyDecided.
+        retry); a different decision from the same person is refused with AlreadyDecided. `cycle`
+        (the wave's version once requested) keeps each request's decisions apart.
         """
         with self._db.transaction() as session:
             wave, cluster = _wave(session, wave_id)
             existing = session.scalars(
-                select(Approval).where(Approval.wave_id == wave_id, Approval.user_id == user_id)
+                select(Approval).where(
+                    Approval.wave_id == wave_id,
+                    Approval.user_id == user_id,
+                    Approval.cycle.is_(None) if cycle is None else Approval.cycle == cycle,
+                )
             ).one_or_none()
             if existing is not None:
                 if existing.decision is decision:
@@ -54,7 +60,7 @@ class ApprovalRepository:
                 )
             row = Approval(
                 wave_id=wave_id, user_id=user_id, decision=decision, plan_hash=plan_hash,
-                snapshot_hash=snapshot_hash, created_at=self._clock(), expires_at=expires_at,
+                snapshot_hash=snapshot_hash, created_at=self._clock(), expires_at=expires_at, cycle=cycle,
             )  # fmt: skip
             session.add(row)
             session.flush()
@@ -74,11 +80,13 @@ class ApprovalRepository:
             )
             return ApprovalView.of(row)
 
-    def approvals(self, wave_id: int) -> list[ApprovalView]:
+    def approvals(self, wave_id: int, cycle: int | None = None) -> list[ApprovalView]:
+        """The wave's decisions; only those of request cycle `cycle` when it is given."""
         with self._db.transaction(write=False) as session:
-            rows = session.scalars(
-                select(Approval).where(Approval.wave_id == wave_id).order_by(Approval.created_at, Approval.id)
-            )
+            query = select(Approval).where(Approval.wave_id == wave_id)
+            if cycle is not None:
+                query = query.where(Approval.cycle == cycle)
+            rows = session.scalars(query.order_by(Approval.created_at, Approval.id))
             return [ApprovalView.of(row) for row in rows]
 
 
