@@ -64,6 +64,7 @@ class NodeInfo:
     ready: bool
     created: datetime | None
     labels: Mapping[str, str]
+    taints: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect)
 
 
 def instance_id_from_provider_id(provider_id: str) -> str:
@@ -105,6 +106,10 @@ def node_from_json(obj: JSON) -> NodeInfo:
         ready=ready,
         created=parse_time(meta.get("creationTimestamp")),
         labels=labels,
+        taints=tuple(
+            (str(t.get("key", "")), str(t.get("value") or ""), str(t.get("effect", "")))
+            for t in spec.get("taints") or ()
+        ),
     )
 
 

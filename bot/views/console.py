@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from bot.engine.events import Event, StepFailed, WaveFinished, WavePaused, WaveProgress
 from bot.plan.summary import PlanSummary
 from storage.repositories import MigrationView, WaveView
 
@@ -72,3 +73,29 @@ def render_status(
         return
     for migration in migrations:
         render_waves(console, migration, waves_of(migration.cluster))
+
+
+def engine_event_line(event: Event) -> str:
+    """One line per engine event, for the CLI and the demo's live output."""
+    w = event.wave.label
+    if isinstance(event, WaveProgress):
+        return (
+            f"{w}: {event.phase} — nodes cordoned {event.nodes_cordoned}/{event.nodes_total}, "
+            f"drained {event.nodes_drained}/{event.nodes_total}; pods evicted {event.pods_evicted}/"
+            f"{event.pods_total}, Ready again {event.pods_ready}; new Bottlerocket nodes Ready "
+            f"{event.new_nodes_ready}; AL2 nodes left {event.al2_nodes_left}"
+        )
+    if isinstance(event, StepFailed):
+        again = "will retry" if event.will_retry else "gave up"
+        return (
+            f"{w}: step {event.step} {event.target} failed (attempt {event.attempt}, {again}): {event.error}"
+        )
+    if isinstance(event, WavePaused):
+        return f"{w}: paused — {event.reason}"
+    if isinstance(event, WaveFinished):
+        return f"{w}: {event.outcome} — {event.summary}"
+    return f"{w}: ALERT {event.kind}: {event.summary}"
+
+
+def print_engine_event(console: Console, event: Event) -> None:
+    console.print(engine_event_line(event), markup=False)

@@ -1,0 +1,117 @@
+"""Change windows and blocking conditions hold a wave: it starts only inside a window, a firing
+blocking alert holds it and says which alert, a blocking pod holds its node (kured's semantics)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_world import demo_plan, demo_plan_text, engine_world, fix_demo_workloads
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot.domain.waves import WaveState
+from bot.engine.events import WavePaused
+from bot.engine.guards import alert_hold, must_pause_at_window_end, parse_selector, pod_hold, window_hold
+from bot.plan import parse_plan
+from sandbox.serving import ThreadedUvicorn
+
+TUESDAY_NIGHT = dt.datetime(2026, 11, 24, 22, 30, tzinfo=dt.UTC)
+TUESDAY_NOON = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+WORKING_HOURS = """change_windows:
+  - schedule: "0 9 * * 1-4"
+    duration: 8h
+    timezone: UTC
+    finish_running_wave: false
+"""
+
+
+def _with_windows(text: str, windows: str = WORKING_HOURS) -> str:
+    head, _, rest = text.partition("change_windows:")
+    tail = rest.split("\ncanary:", 1)[1]
+    return head + windows + "\ncanary:" + tail
+
+
+def test_outside_the_window_a_wave_holds_and_says_when_the_next_one_opens() -> None:
+    plan = parse_plan(_with_windows(demo_plan_text()), "plan.yaml")
+    hold = window_hold(plan.change_windows, TUESDAY_NIGHT)
+    assert hold is not None and "2026-11-25 09:00 UTC" in hold.reason
+    assert window_hold(plan.change_windows, TUESDAY_NOON) is None
+    wave = plan.waves[0]
+    assert must_pause_at_window_end(wave, plan.change_windows, TUESDAY_NIGHT) is not None
+    finishing = wave.model_copy(update={"finish_outside_window": True})
+    assert must_pause_at_window_end(finishing, plan.change_windows, TUESDAY_NIGHT) is None
+
+
+def test_a_firing_alert_outside_the_ignore_filter_holds_and_is_named() -> None:
+    blocking = demo_plan().blocking.model_copy(update={"prometheus_alerts": "^(Watchdog|InfoInhibitor)$"})
+    hold = alert_hold(blocking, lambda: ["Watchdog", "HighErrorRate{severity=critical}"])
+    assert hold is not None and "HighErrorRate{severity=critical}" in hold.reason
+    assert "Watchdog" not in hold.reason
+    assert alert_hold(blocking, lambda: ["Watchdog"]) is None
+    unset = demo_plan().blocking
+    assert alert_hold(unset, lambda: pytest.fail("alerts are not read when they don't block")) is None
+
+
+def test_blocking_pod_selectors_read_like_kubectl_and_hold_the_node() -> None:
+    selector = parse_selector("app in (backup, restore),!canary")
+    assert selector.matches({"app": "backup"}) and not selector.matches({"app": "backup", "canary": "x"})
+    assert not selector.matches({"app": "web"})
+    assert parse_selector("tier!=db").matches({"tier": "web"})
+    assert parse_selector("app=db").matches({"app": "db"})
+    assert pod_hold("n1", [], [selector]) is None
+
+
+class _Alerts:
+    def __init__(self) -> None:
+        self.firing: list[str] = ["HighErrorRate"]
+
+    async def query(self, request: Request) -> JSONResponse:
+        result: list[dict[str, Any]] = [
+            {"metric": {"__name__": "ALERTS", "alertname": n, "alertstate": "firing"}} for n in self.firing
+        ]
+        return JSONResponse({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+
+@pytest.fixture
+def prometheus() -> Iterator[tuple[_Alerts, str]]:
+    fake = _Alerts()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = ThreadedUvicorn(Starlette(routes=[Route("/api/v1/query", fake.query)]), sock, name="prometheus")
+    server.start()
+    try:
+        yield fake, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.stop()
+
+
+def test_a_firing_blocking_alert_holds_an_approved_wave_until_it_resolves(
+    tmp_path: Path, prometheus: tuple[_Alerts, str]
+) -> None:
+    fake, url = prometheus
+    text = (
+        demo_plan_text()
+        .replace(
+            "blocking:\n  pod_selectors: []",
+            'blocking:\n  prometheus_alerts: "^Watchdog$"\n  pod_selectors: []',
+        )
+        .replace("  pending_timeout: 5m\n", f"  pending_timeout: 5m\n  prometheus:\n    url: {url}\n")
+    )
+    with engine_world(tmp_path, plan_text=text) as world:
+        engine = world.engine()
+        fix_demo_workloads(world.admin)
+        world.approve(1)
+        for _ in range(5):
+            engine.tick()
+        assert world.state(1) is WaveState.APPROVED
+        told = [e for e in world.events if isinstance(e, WavePaused)]
+        assert len(told) == 1 and "alert HighErrorRate firing" in told[0].reason
+        fake.firing = ["Watchdog"]
+        world.run_until(engine, lambda: world.state(1) is WaveState.EXECUTING, "wave 1 to start")
