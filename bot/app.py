@@ -11,11 +11,10 @@ waits behind another's database or Web API call, and nothing deadlocks when the 
 is served by the same process. With SLACK_APP_TOKEN, Socket Mode carries the same app instead of
 /slack/events (which then stays for health and metrics only).
 
-Ack latency is to be measured by bench/slack_ack.py (not written yet): a burst of 50 concurrent
-signed slash commands against this app beside a bare ASGI endpoint in the same run, p50/p99 into
-BENCHMARKS.md. Before the ack, a request costs signature verification, the delivery ledger (memory;
-the audit log only for X-Slack-Retry-Num redeliveries it has not seen) and role resolution (cached
-user group members; one usergroups.users.list per group and expiry).
+Slash commands are acknowledged by handlers/front_door.py as soon as their signature checks out and
+run through Bolt right after the burst; spawned work waits for the acks to calm down
+(handlers/background.py). Ack latency is measured by bench/slack_ack.py (bursts of 50 concurrent
+signed slash commands beside a bare ASGI endpoint in the same run; figures in BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -38,13 +37,15 @@ from starlette.routing import Route
 from bot.adapters.errors import AdapterError
 from bot.adapters.slack import SlackDirectory, build_client
 from bot.domain.errors import DomainError
-from bot.services.requests import PlanSource, WaveRequests
+from bot.services.requests import PlanSource, WaveMessages, WaveRequests
 from bot.services.roles import RoleResolver
 from bot.services.waves import WaveService
 from bot.settings import Settings
 from handlers import actions, commands, home, middleware
 from handlers.background import Background
+from handlers.front_door import FrontDoor
 from handlers.metrics import Metrics
+from handlers.upkeep import Upkeep
 from storage.db import Database
 from storage.repositories import Repositories
 from storage.schema import check_current, open_current
@@ -73,6 +74,7 @@ class MigrateBot:
     asgi: Starlette
     app_token: str | None = None
     socket_mode: AsyncSocketModeHandler | None = None
+    upkeep: Upkeep | None = None
 
     def close(self) -> None:
         self.database.dispose()
@@ -129,6 +131,7 @@ def build_bot(settings: Settings, plan_file: Path | None = None) -> MigrateBot:
             metrics=metrics,
             background=background,
             deliveries=middleware.DeliveryLedger(requests),
+            messages=WaveMessages(plans, repositories),
         )
         bolt = create_bolt_app(signing_secret=secret, client=client, deps=deps)
     except BaseException:
@@ -147,6 +150,10 @@ def build_bot(settings: Settings, plan_file: Path | None = None) -> MigrateBot:
         bolt=bolt,
         asgi=Starlette(),
         app_token=settings.slack_app_token.get_secret_value() if settings.slack_app_token else None,
+        # ---- Slack upkeep (handlers/upkeep.py): request expiry sweep, progress notifier ----------
+        # The engine's bus: `bot.upkeep.notifier.attach(bus)` (or Upkeep(..., bus=bus)).
+        upkeep=Upkeep(requests, deps.messages, client, metrics, background=background),
+        # ---- end Slack upkeep -------------------------------------------------------------------
     )
     bot.asgi = create_asgi(bot)
     return bot
@@ -155,9 +162,13 @@ def build_bot(settings: Settings, plan_file: Path | None = None) -> MigrateBot:
 def create_asgi(bot: MigrateBot) -> Starlette:
     handler = AsyncSlackRequestHandler(bot.bolt)
     metrics = bot.metrics
+    # Slash commands are acked once their signature checks out, then run through Bolt
+    # (handlers/front_door.py); everything else goes through Bolt before the answer.
+    secret = bot.settings.slack_signing_secret.get_secret_value() if bot.settings.slack_signing_secret else ""
+    front_door = FrontDoor(handler, bot.bolt, secret, bot.background, metrics)
 
     async def events(request: Request) -> Response:
-        response = await handler.handle(request)
+        response = await front_door.handle(request)
         metrics.inc("migratebot_slack_requests_total", status=str(response.status_code))
         if response.status_code == 200:
             metrics.inc("migratebot_slack_acks_total")
@@ -188,6 +199,8 @@ def create_asgi(bot: MigrateBot) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if bot.upkeep is not None:
+            bot.upkeep.start()  # Slack upkeep: request expiry sweep, progress notifier
         bot.socket_mode = socket_mode_handler(bot)
         if bot.socket_mode is not None:
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
@@ -198,6 +211,8 @@ def create_asgi(bot: MigrateBot) -> Starlette:
             if bot.socket_mode is not None:
                 await bot.socket_mode.close_async()  # type: ignore[no-untyped-call]
             await bot.background.drain()
+            if bot.upkeep is not None:
+                await bot.upkeep.stop()
 
     return Starlette(
         routes=[

@@ -17,9 +17,10 @@ from bot.domain.errors import DomainError, Forbidden
 from bot.domain.policy import Actor
 from bot.domain.waves import Trigger
 from bot.plan import Plan
-from bot.services.requests import StaleRequest
+from bot.services.requests import StaleRequest, only_cluster
 from handlers import views
-from handlers.grammar import AUDIT_DEFAULT, Command, UsageError, Verb, parse, usage
+from handlers.alerts import CanaryDeps, canary_of, canary_run, canary_status
+from handlers.grammar import AUDIT_DEFAULT, CanaryAction, Command, UsageError, Verb, parse, usage
 from handlers.ids import SlashCommand
 from handlers.middleware import Deps, actor_of, deps_of
 from handlers.replies import INTERNAL_ERROR, SLACK_ERRORS, tell
@@ -73,6 +74,11 @@ def register(app: AsyncApp) -> None:
         if parsed.verb is Verb.HELP:
             await ack(text=usage(), response_type="ephemeral")
             return
+        canary = canary_of(context)
+        if parsed.verb is Verb.CANARY and canary is not None:
+            await ack()
+            deps.background.spawn(_canary(deps, canary, parsed, respond), name="/migrate canary")
+            return
         if parsed.verb in NOT_LANDED:
             later = (
                 f"`/migrate {parsed.verb.value}` arrives with {NOT_LANDED[parsed.verb]}. Nothing was done."
@@ -118,11 +124,19 @@ async def _next_wave(ask: Ask) -> None:
         where = await post_request(ask.deps, ask.client, card)
     except SLACK_ERRORS as error:
         log.warning("could not post the request for %s: %s", card.wave.label, error)
+        channel = requests.plans.latest().channels.migration
+        await asyncio.to_thread(
+            ask.deps.messages.want_request,
+            card,
+            channel,
+            text=views.request_text(card),
+            blocks=views.request_blocks(card),
+        )
         await tell(
             ask.respond,
             f":warning: {card.wave.label} is requested, but Slack refused the request message ({error}). "
-            "Nobody can approve it without one: `/migrate abort` clears the request, then "
-            "`/migrate next-wave` asks again.",
+            f"It is posted in <#{channel}> as soon as Slack takes it; to drop the request instead, "
+            "`/migrate abort` clears it and `/migrate next-wave` asks again.",
         )
         return
     await tell(ask.respond, f"Requested {card.wave.label}: the request is in {where} for a team lead.")
@@ -155,6 +169,21 @@ async def _close_request_message(ask: Ask, wave: WaveView) -> None:
         return
     card = dataclasses.replace(card, decided_by=ask.actor.id, decided_at=wave.updated_at)
     await redraw(ask.client, posted[0], posted[1], card)
+
+
+async def _canary(deps: Deps, canary: CanaryDeps, cmd: Command, respond: AsyncRespond) -> None:
+    """`/migrate canary status|run` (handlers/alerts.py renders both)."""
+    try:
+        cluster = only_cluster(deps.requests.plans.latest(), cmd.cluster)
+        if cmd.canary is CanaryAction.RUN:
+            await tell(respond, await canary_run(canary, cluster))
+        else:
+            await tell(respond, await canary_status(canary, cluster))
+    except DomainError as refusal:
+        await tell(respond, f":warning: {refusal}")
+    except Exception:
+        log.exception("/migrate canary failed")
+        await tell(respond, INTERNAL_ERROR)
 
 
 ANSWERS: dict[Verb, Callable[[Ask], Awaitable[None]]] = {

@@ -1,4 +1,5 @@
-"""App Home: each cluster's waves and their states, published when someone opens the tab."""
+"""App Home: each cluster's waves and states, AL2 nodes left and the last canary, published when
+someone opens the tab."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services.requests import WaveRequests
+from bot.services.requests import WaveMessages
 from handlers import views
 from handlers.ids import Event
 from handlers.middleware import deps_of
@@ -24,12 +25,12 @@ def register(app: AsyncApp) -> None:
         # Events are acknowledged by Bolt when the listener returns: publish after that.
         deps = deps_of(context)
         user = str(event.get("user", ""))
-        deps.background.spawn(_publish(deps.requests, client, user), name=f"home for {user}")
+        deps.background.spawn(_publish(deps.messages, client, user), name=f"home for {user}")
 
 
-async def _publish(requests: WaveRequests, client: AsyncWebClient, user: str) -> None:
-    waves = await asyncio.to_thread(requests.all_waves)
+async def _publish(messages: WaveMessages, client: AsyncWebClient, user: str) -> None:
+    glances = await asyncio.to_thread(messages.glance)
     try:
-        await client.views_publish(user_id=user, view=views.home_view(waves))
+        await client.views_publish(user_id=user, view=views.home_view(glances))
     except SLACK_ERRORS as error:
         log.warning("could not publish the App Home for %s: %s", user, error)

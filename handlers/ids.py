@@ -30,7 +30,17 @@ class WaveBlock(enum.StrEnum):
 class HomeBlock(enum.StrEnum):
     HEADER = "home.header"
     CLUSTER = "home.cluster"
+    FACTS = "home.facts"
     FOOTER = "home.footer"
+
+
+class ProgressBlock(enum.StrEnum):
+    """A wave's progress message and its results, in the request's thread."""
+
+    STATUS = "wave_progress.status"
+    HELD = "wave_progress.held"
+    RESULT = "wave_progress.result"
+    FOOTER = "wave_progress.footer"
 
 
 class Event(enum.StrEnum):

@@ -13,6 +13,7 @@ COUNTERS: dict[str, str] = {
     "migratebot_commands_total": "/migrate commands parsed, by verb.",
     "migratebot_refusals_total": "Asks refused, by reason (signature, usage, channel, role, stale, …).",
     "migratebot_redeliveries_dropped_total": "Slack redeliveries and replays acknowledged, not acted on.",
+    "migratebot_requests_expired_total": "Wave requests expired by the sweep before anyone decided.",
 }
 
 

@@ -7,7 +7,7 @@ RequestRef and nothing else.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -24,9 +24,10 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.domain.waves import WaveState
+from bot.engine.events import EngineAlert, StepFailed, WaveFinished, WavePaused, WaveProgress
 from bot.plan import PlanSummary
-from bot.services.requests import RequestCard
-from handlers.ids import HomeBlock, WaveAction, WaveBlock
+from bot.services.requests import ClusterGlance, RequestCard
+from handlers.ids import HomeBlock, ProgressBlock, WaveAction, WaveBlock
 from storage.repositories import AuditEventView, WaveView
 
 JSON = dict[str, Any]
@@ -106,7 +107,7 @@ def request_blocks(card: RequestCard) -> list[JSON]:
                 _md(f"*Bake*\n{_duration(plan_wave.bake)}"),
             ],
         ),
-        SectionBlock(block_id=WaveBlock.READINESS, text=_md(READINESS_PENDING)),
+        readiness_section(card),
     ]
     # While open, each decision so far shows progress towards N approvals; once decided, the outcome
     # line names the deciders, so the list would only repeat it.
@@ -136,6 +137,15 @@ def request_blocks(card: RequestCard) -> list[JSON]:
     return _blocks(blocks)
 
 
+def readiness_section(card: RequestCard) -> SectionBlock:
+    """REPORTS HOOK: the request's readiness verdict and security headline. The reports issue
+    (bot/services/reports.py, handlers/report_views.py) fills this in — a one-section headline for
+    `card.wave`, keeping block_id WaveBlock.READINESS; the full reports stay `/migrate readiness N`
+    and `/migrate security N`. Until then it says no verdict is shown."""
+    del card
+    return SectionBlock(block_id=WaveBlock.READINESS, text=_md(READINESS_PENDING))
+
+
 def _outcome(card: RequestCard) -> str:
     if card.superseded:
         return f":arrows_counterclockwise: {card.superseded}"
@@ -149,7 +159,7 @@ def _outcome(card: RequestCard) -> str:
     if state is WaveState.DENIED:
         return f":no_entry_sign: *Denied*{by}{at}."
     if state is WaveState.EXPIRED:
-        return ":hourglass: *Expired* before anyone decided."
+        return ":hourglass: *Expired* before anyone decided — ask again with `/migrate next-wave`."
     return f"The wave is now *{state.value}*{by}{at}."
 
 
@@ -270,23 +280,149 @@ def _who(actor: str) -> str:
 # ---- App Home -----------------------------------------------------------------------------------
 
 
-def home_view(waves_by_cluster: Mapping[str, Sequence[WaveView]]) -> JSON:
+def home_view(glances: Sequence[ClusterGlance]) -> JSON:
     blocks: list[Block] = [
         HeaderBlock(block_id=HomeBlock.HEADER, text=PlainTextObject(text="AL2 → Bottlerocket migration"))
     ]
-    for cluster, waves in waves_by_cluster.items():
-        lines = [_wave_line(w) for w in waves] or ["no waves registered"]
+    for glance in glances[:30]:
+        lines = [_wave_line(w) for w in glance.waves] or ["no waves registered"]
+        left = (
+            f"*AL2 nodes left:* {glance.al2_nodes_left} ({glance.al2_source})"
+            if glance.al2_nodes_left is not None
+            else f"*AL2 nodes left:* {glance.al2_source}"
+        )
+        canary = f"*Last canary:* {glance.last_canary or 'none yet'}"
         blocks += [
             DividerBlock(),
             SectionBlock(
-                block_id=f"{HomeBlock.CLUSTER}.{cluster}"[:255],
-                text=_md(_clip(f"*{cluster}*\n" + "\n".join(lines), 3000)),
+                block_id=f"{HomeBlock.CLUSTER}.{glance.cluster}"[:255],
+                text=_md(_clip(f"*{glance.cluster}*\n" + "\n".join(lines), 3000)),
+            ),
+            ContextBlock(
+                block_id=f"{HomeBlock.FACTS}.{glance.cluster}"[:255],
+                elements=[_md(_clip(left, 3000)), _md(canary)],
             ),
         ]
     blocks.append(
         ContextBlock(
             block_id=HomeBlock.FOOTER,
-            elements=[_md("AL2 nodes left and the last canary arrive with the engine and canary issues.")],
+            elements=[_md("`/migrate status` in the migration channel has the same.")],
         )
     )
     return {"type": "home", "blocks": _blocks(blocks[:100])}
+
+
+# ---- a wave's progress and results (in the request's thread) ------------------------------------
+
+BAR_WIDTH = 20
+
+
+def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    """`[██████░░░░░░░░░░░░░░]  30%` — text, so it reads the same in notifications and screen readers."""
+    share = 1.0 if total <= 0 else max(0.0, min(1.0, done / total))
+    filled = round(share * width)
+    return f"`[{'█' * filled}{'░' * (width - filled)}]` {round(share * 100):3d}%"
+
+
+def progress_facts(event: WaveProgress) -> JSON:
+    return {
+        "wave": event.wave.label,
+        "phase": event.phase,
+        "nodes_total": event.nodes_total,
+        "nodes_drained": event.nodes_drained,
+        "pods_evicted": event.pods_evicted,
+        "pods_ready": event.pods_ready,
+        "new_nodes_ready": event.new_nodes_ready,
+        "al2_nodes_left": event.al2_nodes_left,
+        "at": event.at.isoformat(),
+    }
+
+
+def progress_text(event: WaveProgress) -> str:
+    return (
+        f"{event.wave.label} of {event.wave.cluster}: {event.phase} — nodes {event.nodes_drained}/"
+        f"{event.nodes_total}, pods evicted {event.pods_evicted}/{event.pods_total}, "
+        f"ready {event.pods_ready}, new Bottlerocket nodes Ready {event.new_nodes_ready}"
+    )
+
+
+def progress_blocks(event: WaveProgress, *, finished: str | None = None) -> list[JSON]:
+    title = f"{event.wave.label.capitalize()} — {finished or event.phase}"
+    bar = progress_bar(event.nodes_drained, event.nodes_total)
+    lines = [
+        f"{bar} *{event.nodes_drained}/{event.nodes_total} nodes* drained ({event.nodes_cordoned} cordoned)",
+        f"*Pods:* {event.pods_evicted}/{event.pods_total} evicted · {event.pods_ready} Ready on new nodes",
+        f"*New Bottlerocket nodes Ready:* {event.new_nodes_ready} · *AL2 nodes left:* {event.al2_nodes_left}",
+    ]
+    blocks: list[Block] = [
+        SectionBlock(block_id=ProgressBlock.STATUS, text=_md(_clip(f"*{title}*\n" + "\n".join(lines), 3000)))
+    ]
+    if event.held:
+        held = "\n".join(f"• {h}" for h in event.held[:20])
+        more = f"\n…and {len(event.held) - 20} more" if len(event.held) > 20 else ""
+        blocks.append(
+            SectionBlock(
+                block_id=ProgressBlock.HELD, text=_md(_clip(f"*Held (not evicted):*\n{held}{more}", 3000))
+            )
+        )
+    blocks.append(
+        ContextBlock(block_id=ProgressBlock.FOOTER, elements=[_md(f"updated {when_seconds(event.at)}")])
+    )
+    return _blocks(blocks)
+
+
+def when_seconds(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+_OUTCOME_ICON = {
+    "baking": ":bread:",
+    "completed": ":large_green_circle:",
+    "failed": ":x:",
+    "rolled_back": ":leftwards_arrow_with_hook:",
+    "aborted": ":black_square_for_stop:",
+}
+
+
+def result_text(event: WaveFinished) -> str:
+    return f"{event.wave.label} of {event.wave.cluster} finished executing: {event.outcome} — {event.summary}"
+
+
+def result_blocks(event: WaveFinished) -> list[JSON]:
+    icon = _OUTCOME_ICON.get(event.outcome, ":information_source:")
+    return _blocks(
+        [
+            SectionBlock(
+                block_id=ProgressBlock.RESULT,
+                text=_md(
+                    _clip(f"{icon} *Results — {event.wave.label}: {event.outcome}*\n{event.summary}", 3000)
+                ),
+            ),
+            ContextBlock(block_id=ProgressBlock.FOOTER, elements=[_md(f"finished {when_seconds(event.at)}")]),
+        ]
+    )
+
+
+def summary_text(event: WaveFinished) -> str:
+    """The one line in the channel; the thread has the details."""
+    icon = _OUTCOME_ICON.get(event.outcome, ":information_source:")
+    first = event.summary.strip().splitlines()[0] if event.summary.strip() else ""
+    where = f"{event.wave.label} of {event.wave.cluster}"
+    return _clip(f"{icon} {where}: *{event.outcome}* — {first} (details in the thread)", 3000)
+
+
+def note_text(event: StepFailed | WavePaused | EngineAlert) -> str:
+    label = event.wave.label
+    if isinstance(event, StepFailed):
+        retry = "the engine retries it" if event.will_retry else "the engine will not retry it"
+        return _clip(
+            f":warning: {label}: step {event.step} on {event.target} failed (attempt {event.attempt}): "
+            f"{event.error} — {retry}",
+            3000,
+        )
+    if isinstance(event, WavePaused):
+        return _clip(
+            f":double_vertical_bar: {label} paused: {event.reason}. `/migrate resume` continues it.", 3000
+        )
+    objects = f" ({', '.join(event.objects[:10])})" if event.objects else ""
+    return _clip(f":rotating_light: {label}: {event.kind.replace('_', ' ')} — {event.summary}{objects}", 3000)

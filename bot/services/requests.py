@@ -23,13 +23,22 @@ from typing import Any
 from bot.domain.errors import ConcurrentTransition, DomainError, Forbidden, IllegalTransition
 from bot.domain.policy import Actor, authorize
 from bot.domain.waves import ACTIVE, Trigger, WaveState
+from bot.domain.windows import window_status
 from bot.plan import Plan, parse_plan, plan_hash
 from bot.plan import Wave as PlanWave
 from bot.services.plans import register_plan
 from bot.services.waves import WaveService
 from storage.errors import AlreadyDecided, NotFound
 from storage.models import utc_now
-from storage.repositories import ApprovalDecision, ApprovalView, AuditEventView, Repositories, WaveView
+from storage.repositories import (
+    ApprovalDecision,
+    ApprovalView,
+    AuditEventView,
+    MessageKind,
+    Repositories,
+    SlackMessageView,
+    WaveView,
+)
 
 SYSTEM = Actor.system()
 REQUEST_POSTED = "slack.request_posted"
@@ -49,6 +58,10 @@ class StaleRequest(RequestRefused):
 
 class ForgedAction(RequestRefused):
     """The action does not match a request migratebot posted (another channel, message or wave)."""
+
+
+class OutsideChangeWindow(RequestRefused):
+    """No change window is open: a wave may be requested only when it could start."""
 
 
 class PlanChangedSinceRequest(RequestRefused):
@@ -170,6 +183,14 @@ class RequestCard:
 
 
 @dataclass(frozen=True)
+class ClosedRequest:
+    """A request closed without a decision, and where its message is (None when it was never posted)."""
+
+    card: RequestCard
+    message: tuple[str, str] | None
+
+
+@dataclass(frozen=True)
 class Decision:
     """What a click did: the card to show now and a sentence for the person who clicked."""
 
@@ -207,9 +228,13 @@ class WaveRequests:
         # The repository has no "last N" query yet; the log is small while there is one migration.
         return self._repos.audit.events()[-limit:]
 
-    def delivery_seen(self, key: str) -> bool:
-        """Whether an audited change already carries this Slack delivery (trigger_id / event_id)."""
-        return any(event.payload.get("delivery") == key for event in self._repos.audit.events())
+    def claim_deliveries(self, keys: list[str]) -> set[str]:
+        """The Slack deliveries (trigger_id / event_id) among `keys` that no process claimed before,
+        now claimed: primary-key inserts into slack_deliveries, in one transaction."""
+        return self._repos.slack.claim_deliveries(keys)
+
+    def forget_deliveries(self, older_than: dt.timedelta) -> int:
+        return self._repos.slack.forget_deliveries(self._clock() - older_than)
 
     # ---- requesting the next wave -------------------------------------------------------------
 
@@ -224,6 +249,12 @@ class WaveRequests:
         waves = self._repos.migrations.waves(name)
         target = self._next(name, waves)
         self._authorize(Trigger.REQUEST, actor, target, name)
+        windows = window_status(plan.change_windows, self._clock())
+        if not windows.open:
+            raise OutsideChangeWindow(
+                f"no change window is open now, so {target.label} can't be requested — "
+                f"{windows.describe()}; run `/migrate next-wave` then. Nothing was changed"
+            )
         digest = plan_hash(plan)
         payload: dict[str, Any] = {"plan_hash": digest, "delivery": delivery}
         try:
@@ -265,7 +296,11 @@ class WaveRequests:
         raise RequestRefused(f"every wave of cluster {cluster} is done — there is no next wave to request")
 
     def record_request_message(self, card: RequestCard, *, channel: str, ts: str) -> None:
-        """Remember where the request was posted: a click is honoured only on that message."""
+        """Remember where the request was posted: a click is honoured only on that message (and the
+        wave's progress and results are threaded under it)."""
+        self._repos.slack.record_posted(
+            card.wave.id, card.ref.version, MessageKind.REQUEST, channel=channel, ts=ts
+        )
         self._repos.audit.append(
             SYSTEM.id,
             REQUEST_POSTED,
@@ -274,6 +309,10 @@ class WaveRequests:
         )
 
     def request_message(self, wave: WaveView, version: int) -> tuple[str, str] | None:
+        posted = self._repos.slack.message(wave.id, version, MessageKind.REQUEST)
+        if posted is not None and posted.ts is not None:
+            return posted.channel, posted.ts
+        # Requests posted before slack_messages existed (schema 0004) are found in the audit log.
         for event in reversed(self._repos.audit.events(subject=wave.subject, action=REQUEST_POSTED)):
             if event.payload.get("version") == version:
                 return str(event.payload.get("channel")), str(event.payload.get("ts"))
@@ -343,10 +382,11 @@ class WaveRequests:
                 plan_hash=current,
                 snapshot_hash=wave.request_snapshot_hash,
                 expires_at=expires_at,
+                cycle=ref.version,
             )
         except AlreadyDecided as twice:
             raise RequestRefused(str(twice)) from twice
-        approvals = self._cycle_approvals(wave, current)
+        approvals = self._cycle_approvals(wave, ref.version, current)
         approvers = [a for a in approvals if a.decision is ApprovalDecision.APPROVE]
         if decision is ApprovalDecision.APPROVE and len(approvers) < plan.approvals.required:
             card = self._card(wave, plan, current, approvals=approvals)
@@ -357,7 +397,9 @@ class WaveRequests:
             )
         payload = {"plan_hash": current, "delivery": delivery, "approvers": [a.user_id for a in approvers]}
         try:
-            decided = self._waves.fire(wave.cluster, wave.name, trigger, actor, payload=payload)
+            decided = self._waves.fire(
+                wave.cluster, wave.name, trigger, actor, payload=payload, expected_version=ref.version
+            )
         except (ConcurrentTransition, IllegalTransition) as race:
             raise StaleRequest(self._closed(self._repos.migrations.wave(wave.id), ref)) from race
         verb = "approved" if trigger is Trigger.APPROVE else "denied"
@@ -370,6 +412,33 @@ class WaveRequests:
             else "an SRE can request it again with `/migrate next-wave`"
         )
         return Decision(card, f"you {verb} {wave.label} — {follow}")
+
+    # ---- requests nobody decided in time -----------------------------------------------------
+
+    def expire_overdue(self) -> list[ClosedRequest]:
+        """Expire every request older than the plan's approvals.expires_after (Trigger.EXPIRE, guarded
+        by the version read, so a decision landing at the same moment wins or loses cleanly) and say
+        where each request message is, so it can be redrawn."""
+        plan = self.plans.current()
+        now = self._clock()
+        closed: list[ClosedRequest] = []
+        for cluster in plan.clusters:
+            for wave in self._repos.migrations.waves(cluster.name):
+                if wave.state is not WaveState.REQUESTED:
+                    continue
+                requested_at = wave.entered_at(WaveState.REQUESTED) or wave.updated_at
+                if now < requested_at + plan.approvals.expires_after:
+                    continue
+                expired = self._expire(wave, f"not decided within {plan.approvals.expires_after}")
+                if expired.state is not WaveState.EXPIRED or expired.version != wave.version + 1:
+                    continue  # decided (or expired by a click) in the meantime
+                ref = RequestRef(wave.id, wave.version)
+                try:
+                    card = self._card(expired, plan, self._bound_plan_hash(expired), ref=ref)
+                except RequestRefused:
+                    continue  # the wave left the plan: its request has nothing to show
+                closed.append(ClosedRequest(card, self.request_message(wave, wave.version)))
+        return closed
 
     def card(self, wave_id: int, version: int) -> RequestCard:
         """The request card for a wave as it is now (to redraw a message after a refusal)."""
@@ -414,12 +483,9 @@ class WaveRequests:
             return str(event.payload.get("plan_hash", ""))
         return ""
 
-    def _cycle_approvals(self, wave: WaveView, digest: str) -> tuple[ApprovalView, ...]:
-        since = wave.entered_at(WaveState.REQUESTED)
+    def _cycle_approvals(self, wave: WaveView, cycle: int, digest: str) -> tuple[ApprovalView, ...]:
         return tuple(
-            a
-            for a in self._repos.approvals.approvals(wave.id)
-            if a.plan_hash == digest and (since is None or a.created_at >= since)
+            a for a in self._repos.approvals.approvals(wave.id, cycle=cycle) if a.plan_hash == digest
         )
 
     # ---- controlling the wave in flight -------------------------------------------------------
@@ -518,3 +584,124 @@ class WaveRequests:
             decided_by=decided_by,
             decided_at=decided_at,
         )
+
+
+# ---- the messages a wave owns in Slack ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Thread:
+    """Where a wave's progress and results go: under its latest request message (or the channel)."""
+
+    cycle: int
+    channel: str
+    thread_ts: str | None
+
+
+@dataclass(frozen=True)
+class ClusterGlance:
+    """One cluster on the App Home: its waves, AL2 nodes left (and where that figure comes from)."""
+
+    cluster: str
+    waves: list[WaveView]
+    al2_nodes_left: int | None
+    al2_source: str
+    last_canary: str | None
+
+
+class WaveMessages:
+    """What the Slack notifier keeps: each message's wanted content first, delivery marked after, so a
+    message Slack refused is posted or updated again later (`pending`)."""
+
+    def __init__(self, plans: PlanSource, repositories: Repositories) -> None:
+        self.plans = plans
+        self._repos = repositories
+
+    def thread_of(self, wave_id: int) -> Thread:
+        request = self._repos.slack.latest(wave_id, MessageKind.REQUEST)
+        if request is None or request.ts is None:
+            return Thread(0, self.plans.latest().channels.migration, None)
+        return Thread(request.cycle, request.channel, request.ts)
+
+    def want(
+        self,
+        wave_id: int,
+        thread: Thread,
+        kind: str,
+        *,
+        text: str,
+        blocks: list[dict[str, Any]],
+        facts: dict[str, Any] | None = None,
+        in_thread: bool = True,
+    ) -> SlackMessageView:
+        return self._repos.slack.want(
+            wave_id,
+            thread.cycle,
+            kind,
+            channel=thread.channel,
+            thread_ts=thread.thread_ts if in_thread else None,
+            text=text,
+            blocks=blocks,
+            facts=facts,
+        )
+
+    def delivered(self, message: SlackMessageView, *, ts: str, channel: str | None = None) -> None:
+        self._repos.slack.delivered(message.id, message.rev, ts=ts, channel=channel)
+
+    def failed(self, message: SlackMessageView, error: str) -> None:
+        self._repos.slack.failed(message.id, error)
+
+    def pending(self, limit: int = 50) -> list[SlackMessageView]:
+        """Messages Slack has not shown as wanted. A wave request whose message never got posted is
+        dropped from the list once the request is no longer open: nobody should see its buttons."""
+        shown: list[SlackMessageView] = []
+        for message in self._repos.slack.undelivered(limit):
+            if message.kind == MessageKind.REQUEST and message.ts is None:
+                wave = self._repos.migrations.wave(message.wave_id)
+                if wave.state is not WaveState.REQUESTED or wave.version != message.cycle:
+                    self._repos.slack.give_up(message.id, f"{wave.label} is {wave.state.value} now")
+                    continue
+            shown.append(message)
+        return shown
+
+    def want_request(
+        self, card: RequestCard, channel: str, *, text: str, blocks: list[dict[str, Any]]
+    ) -> None:
+        """A request message Slack refused to post: keep it, to be posted when Slack answers again."""
+        self._repos.slack.want(
+            card.wave.id,
+            card.ref.version,
+            MessageKind.REQUEST,
+            channel=channel,
+            thread_ts=None,
+            text=text,
+            blocks=blocks,
+        )
+
+    def glance(self) -> list[ClusterGlance]:
+        """Each cluster of the plan at a glance (App Home)."""
+        plan = self.plans.current()
+        return [self._glance(cluster.name) for cluster in plan.clusters]
+
+    def _glance(self, cluster: str) -> ClusterGlance:
+        waves = self._repos.migrations.waves(cluster)
+        progress = self._repos.slack.latest_facts(cluster)
+        left: int | None = None
+        source = "not measured yet: it shows once a wave runs"
+        if progress is not None and isinstance(progress.facts.get("al2_nodes_left"), int):
+            left = int(progress.facts["al2_nodes_left"])
+            wave = progress.facts.get("wave", "the last wave")
+            source = f"from {wave}'s progress at {progress.updated_at:%H:%M} UTC"
+        else:
+            nodes = [n for w in waves for n in self._repos.nodes.nodes(w.id)]
+            if nodes:
+                left = sum(1 for n in nodes if n.os_family == "AL2" and n.step_status != "replaced")
+                source = "from the waves' node lists"
+        return ClusterGlance(cluster, waves, left, source, last_canary(self._repos, cluster))
+
+
+def last_canary(repositories: Repositories, cluster: str) -> str | None:
+    """HOOK for the canary issue: a one-line summary of the cluster's last canary run, None until the
+    canary tables and their repository are wired here (another engineer is writing them)."""
+    del repositories, cluster
+    return None

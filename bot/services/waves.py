@@ -22,9 +22,12 @@ class WaveService:
         trigger: Trigger,
         actor: Actor,
         payload: dict[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> WaveView:
         """Fire `trigger` on the wave as `actor`. Forbidden is audited; conflicts and illegal moves are not
-        (nothing happened), and all three leave the wave as it was."""
+        (nothing happened), and all three leave the wave as it was. With `expected_version` the wave
+        moves only if it is still at the version the caller decided on (else ConcurrentTransition)."""
         wave = self._migrations.wave_by_name(cluster, wave_name)
         try:
             authorize(trigger, actor, requested_by=wave.requested_by, wave=wave.label)
@@ -37,5 +40,9 @@ class WaveService:
             )
             raise
         return self._migrations.transition(
-            wave.id, trigger, actor=actor.id, expected_version=wave.version, payload=payload
+            wave.id,
+            trigger,
+            actor=actor.id,
+            expected_version=wave.version if expected_version is None else expected_version,
+            payload=payload,
         )

@@ -257,6 +257,13 @@ def test_a_denial_is_shown_in_place_and_the_wave_can_be_requested_again(world: W
     assert "Requested wave 1" in world.wait_for_ephemeral("bob")[-1]
     assert world.waves()["stateless-web"] == "requested"
 
+    # The lead who denied the first request decides the new one afresh: decisions belong to a request.
+    again = next(m for m in world.requests() if buttons(m))
+    assert again["ts"] != request["ts"]
+    people["dave"].click(channel=MIGRATION, ts=again["ts"], action_id="wave_request.approve")
+    assert "you approved wave 1" in world.wait_for_ephemeral("dave", 2)[-1].lower()
+    assert world.waves()["stateless-web"] == "approved"
+
 
 def test_two_approvals_when_the_plan_asks_for_two(tmp_path: Path) -> None:
     text = EXAMPLE_PLAN.read_text().replace("required: 1", "required: 2")
@@ -284,7 +291,7 @@ def test_two_approvals_when_the_plan_asks_for_two(tmp_path: Path) -> None:
 
 def test_commands_outside_the_plans_channels_are_refused_naming_the_channel(world: World) -> None:
     world.people["alice"].command("/migrate", "next-wave", channel="random")
-    [answer] = world.ephemerals("alice", RANDOM)
+    [answer] = world.wait_for_ephemeral("alice", channel=RANDOM)
     assert f"<#{MIGRATION}>" in answer
     assert world.waves()["stateless-web"] == "planned"
     world.people["alice"].command("/migrate", "status", channel="eks-alerts")
@@ -296,6 +303,8 @@ def test_bad_usage_gets_ephemeral_help_and_changes_nothing(world: World) -> None
     for text in ("next-wav", "audit 9000", "status --cluster", "pause now", "next-wave --force"):
         delivery = world.people["alice"].command("/migrate", text, channel="eks-migration")
         assert delivery.acked_in_time
+    world.wait_for_ephemeral("alice", 5)
+    world.settle()
     answers = world.ephemerals("alice")
     assert len(answers) == 5 and all("*Usage:*" in a for a in answers)
     assert world.audit_actions() == before
@@ -305,7 +314,7 @@ def test_bad_usage_gets_ephemeral_help_and_changes_nothing(world: World) -> None
 def test_status_plan_audit_help_and_the_capabilities_still_to_come(world: World) -> None:
     alice = world.people["alice"]
     alice.command("/migrate", "", channel="eks-migration")
-    assert "*Usage:*" in world.ephemerals("alice")[-1]
+    assert "*Usage:*" in world.wait_for_ephemeral("alice")[-1]
     alice.command("/migrate", "status", channel="eks-migration")
     assert "wave 1 (stateless-web) planned" in world.wait_for_ephemeral("alice", 2)[-1]
     alice.command("/migrate", "plan", channel="eks-migration")
@@ -315,7 +324,7 @@ def test_status_plan_audit_help_and_the_capabilities_still_to_come(world: World)
     assert "last 3 audit events" in world.wait_for_ephemeral("alice", 4)[-1]
     for verb in ("preview", "rollback 1", "readiness 2", "security", "canary run"):
         alice.command("/migrate", verb, channel="eks-migration")
-    later = world.ephemerals("alice")[-5:]
+    later = world.wait_for_ephemeral("alice", 9)[-5:]
     assert all("arrives with" in a and "Nothing was done" in a for a in later)
     assert world.waves()["stateless-web"] == "planned"
 
