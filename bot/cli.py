@@ -114,6 +114,50 @@ def status() -> None:
         render_status(out, storage.migrations.list(), storage.migrations.waves)
 
 
+@main.command()
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The plan file (default: MIGRATEBOT_PLAN).",
+)
+@refuses_on_domain_errors
+def engine(plan_file: Path | None) -> None:
+    """Run the migration engine without Slack: it executes approved waves, verifies, bakes, retires
+    and rolls back, holding the executor lock in the database (a second engine waits)."""
+    import datetime as dt
+    import signal
+    import threading
+
+    from bot.engine.events import EventBus
+    from bot.engine.executor import EngineSettings
+    from bot.plan import load_plan
+    from bot.services.context import open_storage
+    from bot.services.engine import EngineRunner
+    from bot.views.console import print_engine_event
+
+    settings = Settings()
+    path = plan_file or settings.plan
+    if path is None:
+        raise click.UsageError("no plan: pass --plan FILE or set MIGRATEBOT_PLAN")
+    plan = load_plan(path)
+    with open_storage(settings) as storage:
+        bus = EventBus()
+        bus.subscribe(lambda event: print_engine_event(err, event))
+        runner = EngineRunner(
+            plan, storage, bus, EngineSettings(lock_ttl=dt.timedelta(seconds=settings.engine_lock_ttl))
+        )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        runner.start()
+        err.print(f"migratebot engine running for {', '.join(c.name for c in plan.clusters)}", markup=False)
+        try:
+            stop.wait()
+        finally:  # Ctrl-C or SIGTERM: in-flight evictions finish, the lock is released
+            runner.close()
+
+
 # ---- audit ----------------------------------------------------------------------------------
 
 
@@ -244,10 +288,60 @@ def sandbox(scenario: str, kubeconfig_out: Path | None, time_scale: float, host:
 
 @main.command()
 @click.argument("kind", type=click.Choice(["readiness", "security"]))
-@click.option("--wave", type=int, required=True, help="Wave number, from 1.")
-def report(kind: str, wave: int) -> None:
-    """A wave's readiness or AL2-vs-Bottlerocket security summary."""
-    not_landed(f"report {kind}", "the readiness and security summaries (issue: Per-wave readiness …)")
+@click.option("--wave", type=int, required=True, help="Wave number, from 1, in plan order.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True
+)
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The plan file (default: MIGRATEBOT_PLAN).",
+)
+@click.option("--cluster", default=None, help="The plan's cluster (default: its first).")
+@refuses_on_domain_errors
+def report(kind: str, wave: int, fmt: str, plan_file: Path | None, cluster: str | None) -> None:
+    """A wave's readiness or AL2-vs-Bottlerocket security summary, read from the cluster (KUBECONFIG,
+    the plan's kube_context) and AWS (boto3's chain, AWS_ENDPOINT_URL)."""
+    from bot.adapters.errors import AdapterError
+    from bot.plan import PlanInvalid, load_plan
+    from bot.reports.render import render
+    from bot.services.reports import open_adapters, readiness_report, resolve_wave, security_report
+
+    path = plan_file or Settings().plan
+    if path is None:
+        err.print("error: no plan: pass --plan FILE or set MIGRATEBOT_PLAN", markup=False)
+        sys.exit(EXIT_REFUSED)
+    try:
+        plan = load_plan(path)
+    except PlanInvalid as exc:
+        for problem in exc.problems:
+            err.print(str(problem), markup=False)
+        err.print(
+            f"{path}: the plan is invalid; fix it first (migratebot plan validate {path})", markup=False
+        )
+        sys.exit(EXIT_REFUSED)
+    ref = resolve_wave(plan, wave, cluster)
+    try:
+        kube, aws = open_adapters(ref.cluster)
+        if kind == "readiness":
+            result = render(readiness_report(plan, wave, kube, aws, cluster=cluster), fmt)
+        else:
+            result = render(security_report(plan, wave, kube, aws, cluster=cluster), fmt)
+    except AdapterError as exc:
+        err.print(f"error: could not read cluster {ref.cluster.name}: {exc}", markup=False)
+        sys.exit(EXIT_CHECK_FAILED)
+    except Exception as exc:  # kubeconfig problems come from the client's loader
+        if type(exc).__name__ != "ConfigException":
+            raise
+        err.print(
+            f"error: no usable kubeconfig context {ref.cluster.kube_context!r} for cluster "
+            f"{ref.cluster.name}: {exc} — set KUBECONFIG to a file with that context",
+            markup=False,
+        )
+        sys.exit(EXIT_REFUSED)
+    sys.stdout.write(result)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,6 +40,25 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "MIGRATEBOT_SLACK_APP_TOKEN")
     )
 
+    # ---- the canary: leader election and paging (bot/canary) ----
+    engine_lock_ttl: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds an engine's executor lock outlives its last renewal (a dead engine's "
+        "successor waits this long).",
+    )
+    lease_name: str = Field(
+        default="migratebot",
+        description="The Lease that elects the replica running the canary scheduler and the engine.",
+    )
+    lease_namespace: str = Field(default="migratebot", description="The Lease's namespace.")
+    pagerduty_routing_key: SecretStr | None = Field(
+        default=None, description="PagerDuty Events API v2 routing key; unset means no paging."
+    )
+    pagerduty_url: str | None = Field(
+        default=None, description="Another Events API URL (tests); unset means PagerDuty's."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

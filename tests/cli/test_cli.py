@@ -140,19 +140,11 @@ def test_audit_verify_finds_a_row_edited_by_hand(migratebot: Run, tmp_path: Path
     assert "event 2" in result.stderr
 
 
-@pytest.mark.parametrize(
-    ("args", "capability"),
-    [
-        (("report", "readiness", "--wave", "1"), "readiness"),
-        (("report", "security", "--wave", "1"), "readiness"),
-    ],
-)
-def test_commands_whose_capability_has_not_landed_say_so_and_exit_2(
-    migratebot: Run, args: tuple[str, ...], capability: str
-) -> None:
-    result = migratebot(*args)
+@pytest.mark.parametrize("kind", ["readiness", "security"])
+def test_report_without_a_plan_says_how_to_give_one_and_exits_2(migratebot: Run, kind: str) -> None:
+    result = migratebot("report", kind, "--wave", "1")
     assert result.returncode == 2
-    assert "not available yet" in result.stderr and capability in result.stderr
+    assert "--plan FILE" in result.stderr and "MIGRATEBOT_PLAN" in result.stderr
     assert result.stdout == ""
 
 

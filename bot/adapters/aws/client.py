@@ -8,6 +8,10 @@ decided once, here; whatever still fails is translated into bot.adapters.errors.
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -31,6 +35,9 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_eks import EKSClient
     from mypy_boto3_eks.type_defs import NodegroupScalingConfigTypeDef
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_inspector2 import Inspector2Client
+    from mypy_boto3_inspector2.type_defs import FilterCriteriaTypeDef
     from mypy_boto3_ssm import SSMClient
 
 T = TypeVar("T")
@@ -113,8 +120,11 @@ class AwsAdapter:
         retry_mode: Literal["standard", "adaptive"] = "standard",
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        endpoint_url: str | None = None,
     ) -> None:
+        """`endpoint_url` None → boto3's own resolution (AWS_ENDPOINT_URL, then AWS itself)."""
         self.region = region
+        self._endpoint_url = endpoint_url
         self._session = session or boto3.session.Session(region_name=region)
         self._config = Config(
             region_name=region,
@@ -122,9 +132,9 @@ class AwsAdapter:
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
         )
-        self._eks: EKSClient = self._session.client("eks", config=self._config)
-        self._ec2: EC2Client = self._session.client("ec2", config=self._config)
-        self._ssm: SSMClient = self._session.client("ssm", config=self._config)
+        self._eks: EKSClient = self._session.client("eks", config=self._config, endpoint_url=endpoint_url)
+        self._ec2: EC2Client = self._session.client("ec2", config=self._config, endpoint_url=endpoint_url)
+        self._ssm: SSMClient = self._session.client("ssm", config=self._config, endpoint_url=endpoint_url)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -225,3 +235,143 @@ class AwsAdapter:
             f"get SSM parameter {name}",
             lambda: str(self._ssm.get_parameter(Name=name)["Parameter"].get("Value", "")),
         )
+
+    # ---- reports: what the security comparison reads (IAM, Inspector2, volumes, groups) ---------
+
+    @functools.cached_property
+    def _iam(self) -> IAMClient:
+        return self._session.client("iam", config=self._config, endpoint_url=self._endpoint_url)
+
+    @functools.cached_property
+    def _inspector2(self) -> Inspector2Client:
+        return self._session.client("inspector2", config=self._config, endpoint_url=self._endpoint_url)
+
+    def describe_volumes(self, volume_ids: Sequence[str]) -> list[JSON]:
+        """Volumes by id (encryption, size, attachments), in chunks EC2 accepts."""
+
+        def run() -> list[JSON]:
+            out: list[JSON] = []
+            for start in range(0, len(volume_ids), 200):
+                pages = self._ec2.get_paginator("describe_volumes").paginate(
+                    VolumeIds=list(volume_ids[start : start + 200])
+                )
+                for page in pages:
+                    out.extend(dict(v) for v in page.get("Volumes", []))
+            return out
+
+        if not volume_ids:
+            return []
+        return self._call(f"describe volumes {', '.join(volume_ids[:5])}", run)
+
+    def describe_security_groups(self, group_ids: Sequence[str]) -> list[JSON]:
+        """Security groups by id, with their ingress rules."""
+
+        def run() -> list[JSON]:
+            out: list[JSON] = []
+            for start in range(0, len(group_ids), 200):
+                pages = self._ec2.get_paginator("describe_security_groups").paginate(
+                    GroupIds=list(group_ids[start : start + 200])
+                )
+                for page in pages:
+                    out.extend(dict(g) for g in page.get("SecurityGroups", []))
+            return out
+
+        if not group_ids:
+            return []
+        return self._call(f"describe security groups {', '.join(group_ids[:5])}", run)
+
+    def nodegroup_launch_template(self, cluster: str, name: str) -> tuple[str, str] | None:
+        """(launch template id, version) a managed node group launches from; None without one."""
+        ng = self._call(
+            f"describe node group {cluster}/{name}",
+            lambda: self._eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"],
+        )
+        template = ng.get("launchTemplate") or {}
+        if not template.get("id"):
+            return None
+        return str(template["id"]), str(template.get("version") or "$Default")
+
+    def launch_template_user_data(self, template_id: str, version: str = "$Default") -> str:
+        """The decoded user data of one launch template version ("" when it has none)."""
+
+        def run() -> str:
+            versions = self._ec2.describe_launch_template_versions(
+                LaunchTemplateId=template_id, Versions=[version]
+            ).get("LaunchTemplateVersions", [])
+            encoded = (versions[0].get("LaunchTemplateData") or {}).get("UserData", "") if versions else ""
+            return base64.b64decode(encoded).decode("utf-8", "replace") if encoded else ""
+
+        return self._call(f"read user data of launch template {template_id} version {version}", run)
+
+    def active_findings(self, instance_ids: Sequence[str]) -> list[JSON]:
+        """Inspector2's ACTIVE findings on these EC2 instances, every page. A filter takes at most 10
+        values, so the ids go 10 at a time."""
+
+        def run() -> list[JSON]:
+            out: list[JSON] = []
+            for start in range(0, len(instance_ids), 10):
+                criteria: FilterCriteriaTypeDef = {
+                    "resourceId": [
+                        {"comparison": "EQUALS", "value": i} for i in instance_ids[start : start + 10]
+                    ],
+                    "findingStatus": [{"comparison": "EQUALS", "value": "ACTIVE"}],
+                }
+                token = ""
+                while True:
+                    page = (
+                        self._inspector2.list_findings(
+                            filterCriteria=criteria, maxResults=100, nextToken=token
+                        )
+                        if token
+                        else self._inspector2.list_findings(filterCriteria=criteria, maxResults=100)
+                    )
+                    out.extend(dict(f) for f in page.get("findings", []))
+                    token = page.get("nextToken", "")
+                    if not token:
+                        break
+            return out
+
+        if not instance_ids:
+            return []
+        return self._call(f"list Inspector2 findings of {', '.join(instance_ids[:5])}", run)
+
+    def instance_profile_roles(self, profile_arn: str) -> list[str]:
+        """The role names an instance profile carries (an EC2 instance's IamInstanceProfile.Arn)."""
+        name = profile_arn.rsplit("/", 1)[-1]
+        profile = self._call(
+            f"get instance profile {name}",
+            lambda: self._iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"],
+        )
+        return [str(r["RoleName"]) for r in profile.get("Roles", [])]
+
+    def role_policy_documents(self, role: str) -> list[tuple[str, JSON]]:
+        """(policy name, policy document) for every managed policy attached to `role` and every
+        inline policy in it; documents as parsed JSON."""
+
+        def run() -> list[tuple[str, JSON]]:
+            out: list[tuple[str, JSON]] = []
+            for page in self._iam.get_paginator("list_attached_role_policies").paginate(RoleName=role):
+                for attached in page.get("AttachedPolicies", []):
+                    arn = attached.get("PolicyArn", "")
+                    policy = self._iam.get_policy(PolicyArn=arn)["Policy"]
+                    version = self._iam.get_policy_version(
+                        PolicyArn=arn, VersionId=policy.get("DefaultVersionId", "v1")
+                    )["PolicyVersion"]
+                    out.append((str(attached.get("PolicyName", arn)), _document(version.get("Document"))))
+            for inline_page in self._iam.get_paginator("list_role_policies").paginate(RoleName=role):
+                for name in inline_page.get("PolicyNames", []):
+                    inline = self._iam.get_role_policy(RoleName=role, PolicyName=name)
+                    out.append((f"{name} (inline)", _document(inline.get("PolicyDocument"))))
+            return out
+
+        return self._call(f"read the policies of IAM role {role}", run)
+
+
+def _document(raw: Any) -> JSON:
+    """A policy document as boto3 hands it over: already parsed, or URL-encoded JSON text."""
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str):
+        parsed = json.loads(urllib.parse.unquote(raw))
+        return parsed if isinstance(parsed, dict) else {}
+    return {}

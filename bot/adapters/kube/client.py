@@ -390,3 +390,59 @@ class KubeAdapter:
             what=f"patch {kind.lower()} {name}",
         )  # fmt: skip
         return result
+
+    # ---- reports: workloads and node classes the readiness scan reads ---------------------------
+
+    def list_deployments(self) -> list[JSON]:
+        return self.list_all("/apis/apps/v1/deployments", what="list deployments")
+
+    def list_statefulsets(self) -> list[JSON]:
+        return self.list_all("/apis/apps/v1/statefulsets", what="list statefulsets")
+
+    def list_ec2nodeclasses(self) -> list[JSON]:
+        return self.list_all(self._custom(KARPENTER_AWS, "ec2nodeclasses"), what="list ec2nodeclasses")
+
+    # ---- the canary: events, and the Lease that elects the leader -------------------------------
+
+    def list_events(self, *, field_selector: str = "", namespace: str = "") -> list[JSON]:
+        """core/v1 Events (all namespaces unless `namespace`), e.g. field_selector="type=Warning"."""
+        q = [("fieldSelector", field_selector)] if field_selector else []
+        path = f"/api/v1/namespaces/{_path(namespace)}/events" if namespace else "/api/v1/events"
+        return self.list_all(path, what="list events", query=q)
+
+    def _lease_path(self, namespace: str, name: str = "") -> str:
+        base = f"/apis/coordination.k8s.io/v1/namespaces/{_path(namespace)}/leases"
+        return f"{base}/{_path(name)}" if name else base
+
+    def get_lease(self, namespace: str, name: str) -> JSON:
+        """The Lease (NotFound when there is none yet)."""
+        result: JSON = self.request(
+            "GET", self._lease_path(namespace, name), what=f"get lease {namespace}/{name}"
+        )
+        return result
+
+    def create_lease(self, namespace: str, name: str, spec: Mapping[str, Any]) -> JSON:
+        """Create the Lease; Conflict when another process created it first."""
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": dict(spec),
+        }
+        result: JSON = self.request(
+            "POST", self._lease_path(namespace), body=body, content_type="application/json",
+            what=f"create lease {namespace}/{name}",
+        )  # fmt: skip
+        return result
+
+    def replace_lease(self, lease: Mapping[str, Any]) -> JSON:
+        """PUT the Lease as read and changed: its metadata.resourceVersion makes the write conditional,
+        so of two processes renewing or taking over from the same read one gets Conflict."""
+        meta = lease.get("metadata") or {}
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", **lease}
+        result: JSON = self.request(
+            "PUT", self._lease_path(namespace, name), body=body, content_type="application/json",
+            what=f"update lease {namespace}/{name}",
+        )  # fmt: skip
+        return result
