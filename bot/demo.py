@@ -8,6 +8,7 @@ bot/services may not (see the import contracts). bot/services/demo.py calls it t
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -20,13 +21,17 @@ import uvicorn
 from pydantic import SecretStr
 from rich.console import Console
 
+from bot.adapters.aws import AwsAdapter
 from bot.adapters.kube import KubeAdapter
 from bot.app import MigrateBot, build_bot
 from bot.domain.errors import DomainError
+from bot.engine.events import Event, EventBus, WaveProgress
+from bot.engine.executor import Engine, EngineSettings
 from bot.engine.inventory import Inventory
 from bot.engine.pods import OsFamily
 from bot.services.demo import StoryOutcome
 from bot.settings import Settings
+from bot.views.console import engine_event_line
 from sandbox.main import Sandbox
 from sandbox.slack import SlackEmulator, Workspace
 
@@ -110,7 +115,8 @@ def play_slack_story(settings: Settings, plan_file: Path, console: Console) -> S
     """Sandbox up, bot up; an SRE requests the next wave, can't approve it herself, a team lead does."""
     console.rule("sandbox")
     started = time.monotonic()
-    with Sandbox("demo") as sandbox:
+    # Emulated time runs 20x: Karpenter's ~55 s to a Ready node takes under 3 real seconds.
+    with Sandbox("demo", time_scale=20.0) as sandbox:
         info = sandbox.info()
         slack_info = info["slack"]
         slack = sandbox.slack
@@ -141,6 +147,17 @@ def play_slack_story(settings: Settings, plan_file: Path, console: Console) -> S
 
             def wave_one() -> str:
                 return next(w.state.value for w in bot.repositories.migrations.waves(cluster) if w.index == 1)
+
+            console.rule("readiness")
+            admin = KubeAdapter.from_kubeconfig(str(sandbox.kubeconfig), sandbox.context)
+            console.print(
+                "An SRE reads the readiness report and fixes what blocks Bottlerocket: the ad-hoc bare pod "
+                "analytics/adhoc-backfill is finished, the host-tuning DaemonSet platform-tools/node-tuner "
+                "retired (Bottlerocket sets sysctls in its settings), shop/image-resizer's cache moved "
+                "from /usr (read-only on Bottlerocket) to /var/lib, fraud-scorer's do-not-disrupt lifted.",
+                markup=False,
+            )
+            fix_demo_workloads(admin)
 
             console.rule("slack")
             console.print(
@@ -175,6 +192,9 @@ def play_slack_story(settings: Settings, plan_file: Path, console: Console) -> S
             state = _until(decided, "wave 1's decision to reach the database")
             _until(lambda: not bot.background.pending, "the bot's answers to be sent")
             wave = next(w for w in bot.repositories.migrations.waves(cluster) if w.index == 1)
+            completed = 0
+            if state == "approved":
+                completed = _run_engine(sandbox, bot, admin, cluster, console)
             approvers = tuple(
                 a.user_id
                 for a in bot.repositories.approvals.approvals(wave.id)
@@ -186,4 +206,89 @@ def play_slack_story(settings: Settings, plan_file: Path, console: Console) -> S
 
         kube = KubeAdapter.from_kubeconfig(str(sandbox.kubeconfig), sandbox.bot_context)
         al2 = len(Inventory.build(kube).nodes_of(OsFamily.AL2))
-    return StoryOutcome(wave=wave.label, state=state, approved_by=approvers, al2_nodes=al2)
+        wave = bot.repositories.migrations.wave(wave.id)
+    return StoryOutcome(
+        wave=wave.label, state=state, approved_by=approvers, al2_nodes=al2, completed=completed
+    )
+
+
+def _run_engine(sandbox: Sandbox, bot: MigrateBot, admin: KubeAdapter, cluster: str, console: Console) -> int:
+    """The engine executes the approved wave (as `migratebot engine` does), its progress in the
+    request's thread and here; on-call answers a do-not-disrupt hold. Returns waves completed."""
+    console.rule("engine")
+    env = sandbox.info()["aws"]["env"]
+    # The bot reaches AWS the way it does in production: boto3's own chain, pointed at the sandbox.
+    os.environ.update(env)
+    bus = EventBus()
+    shown: list[str] = []
+
+    def show(event: Event) -> None:
+        line = engine_event_line(event)
+        if not isinstance(event, WaveProgress) or not shown or shown[-1] != line:
+            shown.append(line)
+            console.print(f"  {line}", markup=False)
+
+    bus.subscribe(show)
+    if bot.upkeep is not None:
+        bot.upkeep.notifier.attach(bus)
+    kube = KubeAdapter.from_kubeconfig(str(sandbox.kubeconfig), sandbox.bot_context)
+    engine = Engine(
+        bot.plans.latest(), cluster, kube=kube,
+        aws=AwsAdapter(env["AWS_REGION"]),
+        repos=bot.repositories, bus=bus,
+        settings=EngineSettings(poll_interval=0.2, retry_interval=0.25, settle_timeout=120.0),
+    )  # fmt: skip
+    deadline = time.monotonic() + 150
+    try:
+        while True:
+            engine.tick()
+            wave = next(w for w in bot.repositories.migrations.waves(cluster) if w.index == 1)
+            if wave.state.value == "completed" and engine.retired(wave):
+                break
+            if any(line for line in shown if "ALERT held" in line) and lift_do_not_disrupt(admin):
+                console.print("  on-call lifts the do-not-disrupt hold the engine reported", markup=False)
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"demo: wave 1 did not complete in 150 s (it is {wave.state.value})")
+            time.sleep(0.1)
+        _until(lambda: bot.upkeep is None or bot.upkeep.notifier.idle, "the progress posts to be sent")
+    finally:
+        kube.close()
+    return 1
+
+
+def fix_demo_workloads(kube: KubeAdapter) -> None:
+    """What an SRE does after reading the demo's readiness report, with cluster-admin rights:
+    the ad-hoc bare pod is finished by hand, the host-tuning DaemonSet is retired (Bottlerocket takes
+    sysctls from its settings), the image cache moves from /usr (read-only on Bottlerocket) to /var,
+    and fraud-scorer's one-off do-not-disrupt hold is lifted."""
+    kube.request("DELETE", "/api/v1/namespaces/analytics/pods/adhoc-backfill", what="delete bare pod")
+    kube.request(
+        "DELETE", "/apis/apps/v1/namespaces/platform-tools/daemonsets/node-tuner", what="delete node-tuner"
+    )
+    path = "/apis/apps/v1/namespaces/shop/deployments/image-resizer"
+    deployment = kube.request("GET", path, what="get image-resizer")
+    for volume in deployment["spec"]["template"]["spec"].get("volumes", []):
+        host = volume.get("hostPath")
+        if host and host["path"].startswith("/usr"):
+            host["path"] = "/var/lib/resizer-cache"
+    kube.request("PUT", path, body=deployment, content_type="application/json", what="move resizer cache")
+    lift_do_not_disrupt(kube)
+
+
+def lift_do_not_disrupt(kube: KubeAdapter) -> int:
+    """Remove karpenter.sh/do-not-disrupt from every pod that carries it (what on-call does when the
+    engine reports a held node); returns how many pods it lifted."""
+    lifted = 0
+    for pod in kube.list_pods():
+        annotations = pod["metadata"].get("annotations") or {}
+        if annotations.get("karpenter.sh/do-not-disrupt") == "true":
+            meta = pod["metadata"]
+            kube.request(
+                "PATCH",
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                body={"metadata": {"annotations": {"karpenter.sh/do-not-disrupt": None}}},
+                content_type="application/merge-patch+json",
+                what="lift do-not-disrupt",
+            )
+            lifted += 1
+    return lifted

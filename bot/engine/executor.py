@@ -158,6 +158,7 @@ class Engine:
         self.clock = clock
         self._alerted: set[tuple[int, str, str]] = set()
         self._told: set[tuple[int, str]] = set()
+        self._last_counts: dict[int, tuple[int, int]] = {}
         self._selectors = blocking_selectors(plan.blocking)
         self._state_cache: tuple[float, int, WaveState] | None = None
 
@@ -275,6 +276,10 @@ class Engine:
             raise StepError(f"{kind} {target} failed: {error}") from error
         self.repos.journal.journal_finish(wave.id, key, StepStatus.SUCCEEDED, result)
         return {**step.detail, **result}
+
+    def retired(self, wave: WaveView) -> bool:
+        """The completed wave's AL2 capacity has been retired."""
+        return self._done(wave, "retire") is not None
 
     def _done(self, wave: WaveView, key: str) -> JSON | None:
         for step in self.repos.journal.journal(wave.id):
@@ -602,8 +607,8 @@ class Engine:
         *,
         pods_ready: int = 0,
     ) -> None:
-        new_ready = 0
-        left = 0
+        # Between inventories (an eviction's event) the node counts are the last ones seen.
+        new_ready, left = self._last_counts.get(wave.id, (0, 0))
         if inventory is not None:
             new_ready = sum(
                 1
@@ -611,6 +616,7 @@ class Engine:
                 if n.os_family is OsFamily.BOTTLEROCKET and n.owner_name in pools and n.ready
             )
             left = sum(1 for n in inventory.nodes.values() if n.os_family is OsFamily.AL2)
+            self._last_counts[wave.id] = (new_ready, left)
         self.bus.publish(
             WaveProgress(
                 self.ref(wave),

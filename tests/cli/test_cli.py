@@ -98,7 +98,7 @@ def test_the_demo_plays_the_slack_story_and_status_and_audit_show_it(migratebot:
         out.rstrip()
         .splitlines()[-1]
         .startswith(
-            "demo: wave 1 (stateless-web) approved by U0LEAD0001; 0 of 3 waves completed, 24 AL2 nodes left"
+            "demo: wave 1 (stateless-web) approved by U0LEAD0001; 1 of 3 waves completed, 14 AL2 nodes left"
         )
     )
     # The demo's own database; the default one is never created by the demo.
@@ -107,7 +107,7 @@ def test_the_demo_plays_the_slack_story_and_status_and_audit_show_it(migratebot:
     demo_db = f"MIGRATEBOT_DATABASE_URL=sqlite:///{(tmp_path / 'data' / 'demo.db').resolve()}"
     status = migratebot("status", env=demo_db)
     assert status.returncode == 0, status.stderr
-    assert "sandbox-demo" in status.stdout and "approved" in status.stdout and "U0SRE00001" in status.stdout
+    assert "sandbox-demo" in status.stdout and "completed" in status.stdout and "U0SRE00001" in status.stdout
     verify = migratebot("audit", "verify", env=demo_db)
     assert verify.returncode == 0, verify.stderr
     assert verify.stdout.strip().endswith("events, chain intact")

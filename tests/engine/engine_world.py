@@ -14,6 +14,7 @@ import boto3
 
 from bot.adapters.aws import AwsAdapter
 from bot.adapters.kube import KubeAdapter
+from bot.demo import fix_demo_workloads, lift_do_not_disrupt
 from bot.domain.waves import Trigger, WaveState
 from bot.engine.events import Event, EventBus
 from bot.engine.executor import Engine, EngineSettings
@@ -133,38 +134,4 @@ def engine_world(
             database.dispose()
 
 
-def fix_demo_workloads(kube: KubeAdapter) -> None:
-    """What an SRE does after reading the demo's readiness report, with cluster-admin rights:
-    the ad-hoc bare pod is finished by hand, the host-tuning DaemonSet is retired (Bottlerocket takes
-    sysctls from its settings), the image cache moves from /usr (read-only on Bottlerocket) to /var,
-    and fraud-scorer's one-off do-not-disrupt hold is lifted."""
-    kube.request("DELETE", "/api/v1/namespaces/analytics/pods/adhoc-backfill", what="delete bare pod")
-    kube.request(
-        "DELETE", "/apis/apps/v1/namespaces/platform-tools/daemonsets/node-tuner", what="delete node-tuner"
-    )
-    path = "/apis/apps/v1/namespaces/shop/deployments/image-resizer"
-    deployment = kube.request("GET", path, what="get image-resizer")
-    for volume in deployment["spec"]["template"]["spec"].get("volumes", []):
-        host = volume.get("hostPath")
-        if host and host["path"].startswith("/usr"):
-            host["path"] = "/var/lib/resizer-cache"
-    kube.request("PUT", path, body=deployment, content_type="application/json", what="move resizer cache")
-    lift_do_not_disrupt(kube)
-
-
-def lift_do_not_disrupt(kube: KubeAdapter) -> int:
-    """Remove karpenter.sh/do-not-disrupt from every pod that carries it (what on-call does when the
-    engine reports a held node); returns how many pods it lifted."""
-    lifted = 0
-    for pod in kube.list_pods():
-        annotations = pod["metadata"].get("annotations") or {}
-        if annotations.get("karpenter.sh/do-not-disrupt") == "true":
-            kube.request(
-                "PATCH",
-                f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}",
-                body={"metadata": {"annotations": {"karpenter.sh/do-not-disrupt": None}}},
-                content_type="application/merge-patch+json",
-                what="lift do-not-disrupt",
-            )
-            lifted += 1
-    return lifted
+__all__ = ["World", "engine_world", "fix_demo_workloads", "lift_do_not_disrupt"]
