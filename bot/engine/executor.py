@@ -566,6 +566,8 @@ class Engine:
         journal = {s.key: s for s in self.repos.journal.journal(wave.id)}
         if blocked or not all((s := journal.get(f"drain:{n.name}")) is not None and s.done for n in al2):
             return True
+        counters.nodes_drained = len(al2)
+        self._progress(wave, "drained", len(names), counters, total_pods, pools, None)
         fresh = self.repos.migrations.wave(wave.id)
         self._fire(fresh, Trigger.VERIFY)
         return True

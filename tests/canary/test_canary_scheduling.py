@@ -105,7 +105,9 @@ def test_kill_9_between_ticks_then_restart_runs_the_next_check_and_none_twice(
     # The missed ticks ran as one (coalesced, not a backlog), at once; then the schedule goes on.
     restart_ticks = tick_numbers(after)
     assert restart_ticks[0] > last_tick + 1, "the catch-up run is the latest missed tick, not the oldest"
-    assert restart_ticks == list(range(restart_ticks[0], restart_ticks[0] + len(restart_ticks)))
+    # Then the schedule goes on, each tick once, in order. (On a loaded machine a tick the scheduler
+    # reaches late is coalesced into the next one — the same misfire rule — so gaps are allowed.)
+    assert restart_ticks == sorted(set(restart_ticks)) and len(restart_ticks) >= 2, restart_ticks
     assert {r.runner for r in runs()} == {"replica-a", "replica-b"}
 
 

@@ -66,5 +66,6 @@ echo $(ls {data})
     assert result.stdout.count("chain intact") == 2  # the default database and the demo's
     written = result.stdout.strip().splitlines()[-1].split()
     assert "migratebot.db" in written and "demo.db" in written
-    # The databases and their WAL files, nothing else (the sandbox's kubeconfig goes to TMPDIR, then away).
-    assert all(name.startswith(("migratebot.db", "demo.db")) for name in written), written
+    # The databases, their WAL files and the demo's plan copy, nothing else (the sandbox's
+    # kubeconfig goes to TMPDIR, then away).
+    assert all(name.startswith(("migratebot.db", "demo.db", "demo-plan.yaml")) for name in written), written
