@@ -14,7 +14,7 @@ export MIGRATEBOT_TEST_DATABASE_URL
 # 2 cores here: two xdist workers keep both busy without thrashing the sandbox servers.
 PYTEST_WORKERS ?= 2
 
-.PHONY: venv demo test lint bench soak clean
+.PHONY: venv demo test lint bench soak clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,19 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/migratebot demo
 
-test: $(STAMP)
+# tests/demo/test_interactive.py drives `migratebot demo --interactive` in a real headless Chromium
+# (Debian's chromium + chromium-driver; Selenium uses both, downloads nothing). Installed here when
+# missing and we are root; otherwise the line says how, and that test fails saying the same.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  else \
+	    echo "make: headless Chromium is missing: sudo apt-get install -y chromium chromium-driver"; \
+	  fi; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,19 +37,27 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.adapters.errors import AdapterError
+from bot.adapters.kube import KubeAdapter, KubeConfigError
 from bot.adapters.slack import SlackDirectory, build_client
+from bot.canary.setup import CanaryStack, build_canary, own_cluster
 from bot.domain.errors import DomainError
+from bot.engine.events import EventBus
+from bot.engine.executor import EngineSettings
+from bot.plan import Plan
+from bot.plan.models import Wave as PlanWave
+from bot.services.engine import EngineRunner
+from bot.services.reports import ReportSource
 from bot.services.requests import PlanSource, WaveMessages, WaveRequests
 from bot.services.roles import RoleResolver
 from bot.services.waves import WaveService
 from bot.settings import Settings
-from handlers import actions, commands, home, middleware
+from handlers import actions, alerts, commands, home, middleware
 from handlers.background import Background
 from handlers.front_door import FrontDoor
 from handlers.metrics import Metrics
 from handlers.upkeep import Upkeep
 from storage.db import Database
-from storage.repositories import Repositories
+from storage.repositories import Repositories, WaveView
 from storage.schema import check_current, open_current
 
 log = logging.getLogger(__name__)
@@ -55,6 +65,83 @@ log = logging.getLogger(__name__)
 
 class ConfigurationError(DomainError):
     """A setting the bot can't run without is missing or wrong."""
+
+
+@dataclass
+class Operations:
+    """What executes: the engine (one per cluster of the plan) and the canary, with the Slack
+    notifier on their event bus. Every replica runs the canary's Lease election; the one that leads
+    resumes the canary's scheduler and starts the engines, one that stops leading stops them (the
+    executor lock in the database stays the last word on who may act)."""
+
+    bus: EventBus
+    engines: EngineRunner
+    canary: CanaryStack
+    problem: str | None = None  # why the engine could not start, for /readyz and the log
+
+    def start(self) -> None:
+        self.canary.start()
+
+    def stop(self) -> None:
+        self.canary.stop()  # stops leading: the engines stop with it
+        self.engines.close()
+
+    def start_engines(self) -> None:
+        try:
+            self.engines.start()
+            self.problem = None
+        except Exception as error:
+            self.problem = f"the engine could not start: {error}"
+            log.exception("the engine could not start; this replica leads the canary only")
+
+
+def build_operations(
+    settings: Settings,
+    repositories: Repositories,
+    plans: PlanSource,
+    waves: WaveService,
+    client: object,
+    messages: WaveMessages,
+    *,
+    lease_kube: KubeAdapter,
+) -> Operations:
+    bus = EventBus()
+    notifier = alerts.SlackNotifier(client, plans.latest, thread_of=messages.thread_of)  # type: ignore[arg-type]
+    canary = build_canary(
+        settings, repositories, plans.latest, waves, notifier, bus=bus, lease_kube=lease_kube
+    )
+
+    def watch_bake(wave: WaveView, _planned: PlanWave) -> None:
+        # A wave that reaches `baking` is watched by the canary, which completes (or fails) its bake.
+        canary.runner.schedule_bake(wave.cluster, wave.id)
+
+    engines = EngineRunner(
+        _current_plan(plans),
+        repositories,
+        bus,
+        EngineSettings(
+            poll_interval=settings.engine_poll_interval,
+            retry_interval=settings.engine_retry_interval,
+            lock_ttl=dt.timedelta(seconds=settings.engine_lock_ttl),
+            manage_bake=False,
+            headroom_namespace=settings.lease_namespace,  # the bot's own namespace (the chart's Role)
+        ),
+        on_baking=watch_bake,
+    )
+    operations = Operations(bus, engines, canary)
+    canary.on_leadership(operations.start_engines, engines.stop)
+    return operations
+
+
+def _current_plan(plans: PlanSource) -> Callable[[], Plan]:
+    """The plan file as it reads now, for the engine's threads (PlanSource re-reads on change)."""
+    lock = threading.Lock()
+
+    def current() -> Plan:
+        with lock:
+            return plans.current()
+
+    return current
 
 
 @dataclass
@@ -75,12 +162,23 @@ class MigrateBot:
     app_token: str | None = None
     socket_mode: AsyncSocketModeHandler | None = None
     upkeep: Upkeep | None = None
+    operations: Operations | None = None  # None with MIGRATEBOT_EXECUTOR=off
+    reports: ReportSource | None = None  # None with MIGRATEBOT_EXECUTOR=off
 
     def close(self) -> None:
+        self.metrics.unwatch_api_errors()
+        if self.reports is not None:
+            self.reports.close()
         self.database.dispose()
 
 
-def create_bolt_app(*, signing_secret: str, client: object, deps: middleware.Deps) -> AsyncApp:
+def create_bolt_app(
+    *,
+    signing_secret: str,
+    client: object,
+    deps: middleware.Deps,
+    canary: alerts.CanaryDeps | None = None,
+) -> AsyncApp:
     """The Bolt app with every listener registered (nothing is registered at import time)."""
     app = AsyncApp(
         client=client,  # type: ignore[arg-type]
@@ -93,6 +191,8 @@ def create_bolt_app(*, signing_secret: str, client: object, deps: middleware.Dep
     commands.register(app)
     actions.register(app)
     home.register(app)
+    if canary is not None:
+        alerts.register(app, canary)
     return app
 
 
@@ -115,16 +215,31 @@ def build_bot(settings: Settings, plan_file: Path | None = None) -> MigrateBot:
             "(the Slack app's Basic Information and OAuth pages hold the token and the secret)"
         )
     assert plan_path is not None
+    lease_kube = None
+    if settings.executor:  # checked before anything is opened or registered: a refusal changes nothing
+        try:
+            lease_kube = own_cluster()
+        except KubeConfigError as error:
+            raise ConfigurationError(
+                f"migratebot serve runs the engine and the canary, which need the cluster: {error}. "
+                "To serve Slack only (another process runs `migratebot engine`), set MIGRATEBOT_EXECUTOR=off"
+            ) from error
     database = open_current(settings.resolved_database_url)
     try:
         repositories = Repositories.over(database)
         plans = PlanSource(plan_path, repositories)
-        requests = WaveRequests(plans, repositories, WaveService(repositories.migrations, repositories.audit))
+        waves = WaveService(repositories.migrations, repositories.audit)
+        requests = WaveRequests(plans, repositories, waves)
         client = build_client(token, base_url=settings.slack_api_url)
         directory = SlackDirectory(client)
         roles = RoleResolver(plans.latest, directory)
         metrics = Metrics()
+        metrics.watch_waves(repositories.migrations.state_counts)  # /metrics: waves by state
+        metrics.watch_api_errors()  # /metrics: kube/aws/slack errors the adapters report
         background = Background()
+        # The waves' reports read the cluster (the plan's kube_context in KUBECONFIG) and AWS (boto3's
+        # chain): only a bot that runs with the cluster has them.
+        reports = ReportSource.over(plans.latest, repositories) if lease_kube is not None else None
         deps = middleware.Deps(
             requests=requests,
             roles=roles,
@@ -132,8 +247,19 @@ def build_bot(settings: Settings, plan_file: Path | None = None) -> MigrateBot:
             background=background,
             deliveries=middleware.DeliveryLedger(requests),
             messages=WaveMessages(plans, repositories),
+            reports=reports,
         )
-        bolt = create_bolt_app(signing_secret=secret, client=client, deps=deps)
+        operations = None
+        if lease_kube is not None:
+            operations = build_operations(
+                settings, repositories, plans, waves, client, deps.messages, lease_kube=lease_kube
+            )
+        canary = None
+        if operations is not None:
+            canary = alerts.CanaryDeps(operations.canary.desk, operations.canary.runner)
+            operations.bus.subscribe(metrics.on_engine_event)  # /metrics: evictions
+            operations.canary.runner.observers.append(metrics.on_canary_run)  # /metrics: canary runs
+        bolt = create_bolt_app(signing_secret=secret, client=client, deps=deps, canary=canary)
     except BaseException:
         database.dispose()
         raise
@@ -152,8 +278,18 @@ def build_bot(settings: Settings, plan_file: Path | None = None) -> MigrateBot:
         app_token=settings.slack_app_token.get_secret_value() if settings.slack_app_token else None,
         # ---- Slack upkeep (handlers/upkeep.py): request expiry sweep, progress notifier ----------
         # The engine's bus: `bot.upkeep.notifier.attach(bus)` (or Upkeep(..., bus=bus)).
-        upkeep=Upkeep(requests, deps.messages, client, metrics, background=background),
+        upkeep=Upkeep(
+            requests,
+            deps.messages,
+            client,
+            metrics,
+            background=background,
+            bus=operations.bus if operations is not None else None,
+            reports=reports,
+        ),
         # ---- end Slack upkeep -------------------------------------------------------------------
+        operations=operations,
+        reports=reports,
     )
     bot.asgi = create_asgi(bot)
     return bot
@@ -192,15 +328,24 @@ def create_asgi(bot: MigrateBot) -> Starlette:
         except AdapterError as error:
             checks["slack"] = str(error)
         ready = all(value == "ok" for value in checks.values())
+        if bot.operations is not None:
+            # Reported, not gating: a replica whose engine failed still serves Slack (the log says why).
+            checks["engine"] = bot.operations.problem or "ok"
         return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 
     async def metrics_text(_: Request) -> Response:
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+        # render() reads the database (waves by state): off the event loop.
+        return PlainTextResponse(
+            await asyncio.to_thread(metrics.render), media_type="text/plain; version=0.0.4"
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if bot.upkeep is not None:
             bot.upkeep.start()  # Slack upkeep: request expiry sweep, progress notifier
+        if bot.operations is not None:
+            # Blocking (the Lease's first round trip, the scheduler's job store): off the loop.
+            await asyncio.to_thread(bot.operations.start)
         bot.socket_mode = socket_mode_handler(bot)
         if bot.socket_mode is not None:
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
@@ -210,6 +355,8 @@ def create_asgi(bot: MigrateBot) -> Starlette:
         finally:
             if bot.socket_mode is not None:
                 await bot.socket_mode.close_async()  # type: ignore[no-untyped-call]
+            if bot.operations is not None:
+                await asyncio.to_thread(bot.operations.stop)
             await bot.background.drain()
             if bot.upkeep is not None:
                 await bot.upkeep.stop()
@@ -243,6 +390,7 @@ def serve(bot: MigrateBot) -> None:
             host=bot.settings.http_host,
             port=bot.settings.http_port,
             log_level=bot.settings.log_level.lower(),
+            log_config=None,  # uvicorn's loggers go through configure_logging's handler (JSON by default)
             timeout_graceful_shutdown=10,
         )
     finally:

@@ -221,9 +221,13 @@ def audit_export(fmt: str, output: Path | None) -> None:
 def serve(plan_file: Path | None) -> None:
     """Run the bot: Slack events on MIGRATEBOT_HTTP_HOST:PORT (/slack/events, /healthz, /readyz,
     /metrics), or Socket Mode when SLACK_APP_TOKEN is set."""
+    from bot.logs import configure_logging, secret_values
     from bot.services.context import open_storage
 
     settings = Settings()
+    # One JSON object per line for log collectors (MIGRATEBOT_LOG_FORMAT=text for a terminal), every
+    # configured secret masked.
+    configure_logging(settings.log_level, settings.log_format or "json", secrets=secret_values(settings))
     with open_storage(settings):
         pass  # refuses an un-migrated or newer database before anything else starts
     from bot.app import build_bot, serve
@@ -245,10 +249,24 @@ def serve(plan_file: Path | None) -> None:
     default=Path("examples/plan.yaml"),
     show_default=True,
 )
+# ---- demo --interactive (bot/demo_interactive.py) ----
+@click.option(
+    "--interactive",
+    is_flag=True,
+    help="Keep the sandbox and the bot running and serve the emulated Slack workspace as a web page "
+    "(http://127.0.0.1:PORT/ui): act as any person, type /migrate, click Approve; Ctrl-C stops.",
+)
+# ---- end demo --interactive ----
 @refuses_on_domain_errors
-def demo(plan_file: Path) -> None:
+def demo(plan_file: Path, interactive: bool) -> None:
     """Play the migration story end to end on the embedded defaults: the plan in DATA_DIR/demo.db
-    (recreated each run), the sandbox, and the bot answering Slack requests and approvals."""
+    (recreated each run), the sandbox, and the bot answering Slack requests and approvals.
+    With --interactive, nobody is scripted: you play the people from a browser."""
+    if interactive:
+        from bot.demo_interactive import run_interactive
+
+        run_interactive(Settings(), plan_file, out)
+        return
     from bot.demo import play_slack_story
     from bot.services.demo import run_demo
 

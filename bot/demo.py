@@ -8,32 +8,40 @@ bot/services may not (see the import contracts). bot/services/demo.py calls it t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import uvicorn
+import yaml
 from pydantic import SecretStr
 from rich.console import Console
 
-from bot.adapters.aws import AwsAdapter
 from bot.adapters.kube import KubeAdapter
 from bot.app import MigrateBot, build_bot
 from bot.domain.errors import DomainError
-from bot.engine.events import Event, EventBus, WaveProgress
-from bot.engine.executor import Engine, EngineSettings
+from bot.engine.events import Event, WaveProgress
 from bot.engine.inventory import Inventory
 from bot.engine.pods import OsFamily
 from bot.services.demo import StoryOutcome
 from bot.settings import Settings
 from bot.views.console import engine_event_line
 from sandbox.main import Sandbox
+from sandbox.pagerduty import PagerDutyReceiver
 from sandbox.slack import SlackEmulator, Workspace
+from sandbox.slack.workspace import Message
+from storage.repositories import WaveView
+
+JSON = dict[str, Any]
 
 T = TypeVar("T")
 STEP_TIMEOUT = 15.0
@@ -111,12 +119,57 @@ def _ephemeral(slack: SlackEmulator, channel: str, user: str, count: int, what: 
         raise DemoFailed(f"demo: waited {STEP_TIMEOUT:.0f} s for {what}; it did not come") from None
 
 
-def play_slack_story(settings: Settings, plan_file: Path, console: Console) -> StoryOutcome:
-    """Sandbox up, bot up; an SRE requests the next wave, can't approve it herself, a team lead does."""
-    console.rule("sandbox")
+@dataclass
+class DemoStack:
+    """Everything the story runs on: the sandbox, PagerDuty's emulation, and `migratebot serve`'s app
+    (engine and canary included) under uvicorn, configured the way an operator configures it."""
+
+    sandbox: Sandbox
+    pagerduty: PagerDutyReceiver
+    server: BotServer
+    slack: SlackEmulator
+    admin: KubeAdapter  # cluster-admin: what the SREs and the platform team use by hand
+    cluster: str
+
+    @property
+    def bot(self) -> MigrateBot:
+        return self.server.bot
+
+    def sandbox_admin(self, method: str, path: str, body: JSON | None = None) -> JSON:
+        """The sandbox's admin API (faults, ground truth): what the demo's "platform team" does."""
+        request = urllib.request.Request(
+            f"{self.sandbox.admin_url}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={
+                "Authorization": f"Bearer {self.sandbox.admin_token}",
+                "Content-Type": "application/json",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer: JSON = json.loads(response.read())
+            return answer
+
+
+@contextlib.contextmanager
+def demo_stack(
+    settings: Settings,
+    plan_file: Path,
+    console: Console,
+    *,
+    prepare: Callable[[Sandbox], None] | None = None,
+    executor: bool = True,
+) -> Iterator[DemoStack]:
+    """Sandbox, PagerDuty and the bot, the bot reaching them through its ordinary configuration:
+    KUBECONFIG (a kubeconfig whose context for the plan's cluster carries the bot's service-account
+    token), AWS_ENDPOINT_URL and credentials (boto3's own chain), MIGRATEBOT_SLACK_API_URL, Slack's
+    token and secret, MIGRATEBOT_PAGERDUTY_URL. Emulated time runs 20x: Karpenter's ~55 s to a Ready
+    node takes under 3 real seconds. `prepare(sandbox)` runs before the bot starts (the chart's RBAC
+    in place of the sandbox's cluster-admin grant, in tests/deploy)."""
     started = time.monotonic()
-    # Emulated time runs 20x: Karpenter's ~55 s to a Ready node takes under 3 real seconds.
-    with Sandbox("demo", time_scale=20.0) as sandbox:
+    with Sandbox("demo", time_scale=20.0) as sandbox, PagerDutyReceiver() as pagerduty:
+        if prepare is not None:
+            prepare(sandbox)
         info = sandbox.info()
         slack_info = info["slack"]
         slack = sandbox.slack
@@ -124,9 +177,11 @@ def play_slack_story(settings: Settings, plan_file: Path, console: Console) -> S
         cluster = str(info["cluster"]["name"])
         console.print(
             f"sandbox 'demo' up in {time.monotonic() - started:.1f} s: cluster {cluster}, "
-            f"{info['nodes']} nodes, {info['pods']} pods; Slack {slack.api_url}",
+            f"{info['nodes']} nodes, {info['pods']} pods; Slack {slack.api_url}; PagerDuty {pagerduty.url}",
             markup=False,
         )
+        kubeconfig = _bot_kubeconfig(sandbox, settings.data_dir)
+        environment = {**info["aws"]["env"], "KUBECONFIG": str(kubeconfig)}
         bot_settings = settings.model_copy(
             update={
                 "slack_api_url": str(slack_info["apiUrl"]),
@@ -134,126 +189,342 @@ def play_slack_story(settings: Settings, plan_file: Path, console: Console) -> S
                 "slack_signing_secret": SecretStr(str(slack_info["signingSecret"])),
                 "slack_app_token": None,
                 "plan": plan_file,
+                "executor": executor,
+                "pagerduty_routing_key": SecretStr(pagerduty.routing_key),
+                "pagerduty_url": pagerduty.url,
+                "engine_poll_interval": 0.2,
+                "engine_retry_interval": 0.25,
             }
         )
-        channel = str(slack_info["channels"]["migration"])
-        with BotServer(build_bot(bot_settings, plan_file)) as server:
-            bot = server.bot
-            slack.request_url = f"{server.base}/slack/events"
-            console.print(f"migratebot serving {slack.request_url}", markup=False)
-            people = slack.people()
-            sre, lead = people[SRE], people[TEAM_LEAD]
-            channel_name = slack.workspace.channel(channel).name
+        admin = KubeAdapter.from_kubeconfig(str(sandbox.kubeconfig), sandbox.context)
+        try:
+            with _environment(environment), BotServer(build_bot(bot_settings, plan_file)) as server:
+                slack.request_url = f"{server.base}/slack/events"
+                runs = (
+                    f"engine and canary on the replica holding Lease "
+                    f"{bot_settings.lease_namespace}/{bot_settings.lease_name}"
+                    if executor
+                    else "Slack only (MIGRATEBOT_EXECUTOR=off)"
+                )
+                console.print(f"migratebot serve: {slack.request_url}; {runs}", markup=False)
+                yield DemoStack(sandbox, pagerduty, server, slack, admin, cluster)
+        finally:
+            admin.close()
 
-            def wave_one() -> str:
-                return next(w.state.value for w in bot.repositories.migrations.waves(cluster) if w.index == 1)
 
-            console.rule("readiness")
-            admin = KubeAdapter.from_kubeconfig(str(sandbox.kubeconfig), sandbox.context)
-            console.print(
-                "An SRE reads the readiness report and fixes what blocks Bottlerocket: the ad-hoc bare pod "
-                "analytics/adhoc-backfill is finished, the host-tuning DaemonSet platform-tools/node-tuner "
-                "retired (Bottlerocket sets sysctls in its settings), shop/image-resizer's cache moved "
-                "from /usr (read-only on Bottlerocket) to /var/lib, fraud-scorer's do-not-disrupt lifted.",
-                markup=False,
-            )
-            fix_demo_workloads(admin)
+def _bot_kubeconfig(sandbox: Sandbox, data_dir: Path) -> Path:
+    """The sandbox's kubeconfig with the plan's context (the admin one) switched to the bot's own
+    service-account user, as the bot's kubeconfig would be on an operator's machine."""
+    config = yaml.safe_load(sandbox.kubeconfig.read_text())
+    bot_user = next(c["context"]["user"] for c in config["contexts"] if c["name"] == sandbox.bot_context)
+    for context in config["contexts"]:
+        if context["name"] == sandbox.context:
+            context["context"] = {**context["context"], "user": bot_user, "namespace": "migratebot"}
+    config["current-context"] = sandbox.context
+    path = (data_dir / "demo-kubeconfig").resolve()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        yaml.safe_dump(config, out, sort_keys=False)
+    return path
 
-            console.rule("slack")
-            console.print(
-                f"{sre.name} ({SRE}, SRE) types `/migrate next-wave` in #{channel_name}", markup=False
-            )
-            sre.command("/migrate", "next-wave", channel=channel)
-            answer = _ephemeral(slack, channel, SRE, 1, f"the answer to {sre.name}'s /migrate next-wave")
-            console.print(f"  → {sre.name} sees: {answer}", markup=False)
-            _until(lambda: wave_one() == "requested", "wave 1 to be requested in the database")
-            request_ts = _until(
-                lambda: next(
-                    (m.ts for m in slack.workspace.channel_messages(channel) if m.bot_id and m.blocks),
-                    None,
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class Story:
+    """The people of the demo acting through Slack, and what they see; the console shows it live."""
+
+    def __init__(self, stack: DemoStack, console: Console) -> None:
+        self.stack = stack
+        self.console = console
+        self.slack = stack.slack
+        self.people = stack.slack.people()
+        self.plan = stack.bot.plans.latest()
+        self.migration_channel = self.plan.channels.migration
+        self.alerts_channel = self.plan.channels.alerts
+        self._shown: list[str] = []
+        self._progress: tuple[int, str, int, int] | None = None
+        self._handled: set[str] = set()  # alerts on-call has answered
+        self._seen_ephemerals: dict[tuple[str, str], int] = {}
+        self._states: dict[int, str] = {}
+        operations = stack.bot.operations
+        assert operations is not None, "the demo runs serve's engine and canary"
+        operations.bus.subscribe(self._show_event)
+
+    def say(self, text: str) -> None:
+        self.console.print(text, markup=False)
+
+    def _show_event(self, event: Event) -> None:
+        line = engine_event_line(event)
+        if isinstance(event, WaveProgress):
+            # One line per phase and per node drained or brought up, not one per eviction.
+            key = (event.wave.index, event.phase, event.nodes_drained, event.new_nodes_ready)
+            if key == self._progress:
+                return
+            self._progress = key
+        self._shown.append(line)
+        self.say(f"  engine: {line}")
+
+    # ---- reading the world -----------------------------------------------------------------------
+
+    def wave(self, index: int) -> WaveView:
+        return next(
+            w for w in self.stack.bot.repositories.migrations.waves(self.stack.cluster) if w.index == index
+        )
+
+    def answer(self, user: str, channel: str, what: str) -> str:
+        """The user's next ephemeral answer in `channel`."""
+        key = (channel, user)
+        count = self._seen_ephemerals.get(key, 0) + 1
+        text = _ephemeral(self.slack, channel, user, count, what)
+        self._seen_ephemerals[key] = count
+        return text
+
+    def _watch_state(self, index: int) -> str:
+        wave = self.wave(index)
+        if self._states.get(index) != wave.state.value:
+            self._states[index] = wave.state.value
+            self.say(f"  database: {wave.label} is {wave.state.value}")
+        return wave.state.value
+
+    # ---- the acts -------------------------------------------------------------------------------
+
+    def request_and_approve(self, index: int, *, try_self_approval: bool) -> None:
+        sre, lead = self.people[SRE], self.people[TEAM_LEAD]
+        channel = self.migration_channel
+        name = self.slack.workspace.channel(channel).name
+        self.say(f"{sre.name} ({SRE}, SRE) types `/migrate next-wave` in #{name}")
+        before = {m.ts for m in self.slack.workspace.channel_messages(channel)}
+        sre.command("/migrate", "next-wave", channel=channel)
+        self.say(f"  → {sre.name} sees: {self.answer(SRE, channel, 'the answer to /migrate next-wave')}")
+        _until(lambda: self._watch_state(index) == "requested", f"wave {index} to be requested")
+        request_ts = _until(
+            lambda: next(
+                (
+                    m.ts
+                    for m in self.slack.workspace.channel_messages(channel)
+                    if m.bot_id and m.blocks and m.ts not in before and not m.is_reply
                 ),
-                f"the wave request to be posted in #{channel_name}",
-            )
-
-            console.print(f"{sre.name} clicks Approve on her own request", markup=False)
+                None,
+            ),
+            f"wave {index}'s request to be posted in #{name}",
+        )
+        if try_self_approval:
+            self.say(f"{sre.name} clicks Approve on her own request")
             sre.click(channel=channel, ts=request_ts, action_id="wave_request.approve")
-            refusal = _ephemeral(slack, channel, SRE, 2, f"the answer to {sre.name}'s approval")
-            console.print(f"  → refused, {sre.name} sees: {refusal}", markup=False)
-
-            console.print(f"{lead.name} ({TEAM_LEAD}, team lead) clicks Approve", markup=False)
-            lead.click(channel=channel, ts=request_ts, action_id="wave_request.approve")
-            approval = _ephemeral(slack, channel, TEAM_LEAD, 1, f"the answer to {lead.name}'s approval")
-            console.print(f"  → {lead.name} sees: {approval}", markup=False)
-
-            def decided() -> str | None:
-                state = wave_one()
-                return state if state != "requested" else None
-
-            state = _until(decided, "wave 1's decision to reach the database")
-            _until(lambda: not bot.background.pending, "the bot's answers to be sent")
-            wave = next(w for w in bot.repositories.migrations.waves(cluster) if w.index == 1)
-            completed = 0
-            if state == "approved":
-                completed = _run_engine(sandbox, bot, admin, cluster, console)
-            approvers = tuple(
-                a.user_id
-                for a in bot.repositories.approvals.approvals(wave.id)
-                if a.decision.value == "approve"
+            self.say(
+                f"  → refused, {sre.name} sees: {self.answer(SRE, channel, 'the answer to her approval')}"
             )
+        self.say(f"{lead.name} ({TEAM_LEAD}, team lead) clicks Approve")
+        lead.click(channel=channel, ts=request_ts, action_id="wave_request.approve")
+        self.say(f"  → {lead.name} sees: {self.answer(TEAM_LEAD, channel, 'the answer to the approval')}")
 
-        console.rule(f"#{channel_name} transcript")
-        console.print(slack.transcript(channel), markup=False, end="")
+    def run_to_completion(self, index: int, *, on_canary_failure: Callable[[], None] | None = None) -> None:
+        """Wait while the engine executes the wave and the canary bakes it, until its AL2 capacity is
+        retired; on-call answers the engine's do-not-disrupt hold and, once, a failed canary."""
+        deadline = time.monotonic() + WAVE_TIMEOUT
+        while True:
+            state = self._watch_state(index)
+            if state == "completed" and self._retired(index):
+                return
+            if state == "canary_failed" and on_canary_failure is not None:
+                on_canary_failure()
+                on_canary_failure = None
+            elif state == "paused":
+                self.on_call_lifts_the_hold()
+            elif state in ("rolled_back", "aborted", "canary_failed"):
+                raise DemoFailed(f"demo: {self.wave(index).label} ended {state}")
+            if time.monotonic() > deadline:
+                raise DemoFailed(
+                    f"demo: wave {index} did not complete in {WAVE_TIMEOUT:.0f} s (it is {state})"
+                )
+            time.sleep(0.1)
 
-        kube = KubeAdapter.from_kubeconfig(str(sandbox.kubeconfig), sandbox.bot_context)
-        al2 = len(Inventory.build(kube).nodes_of(OsFamily.AL2))
-        wave = bot.repositories.migrations.wave(wave.id)
-    return StoryOutcome(
-        wave=wave.label, state=state, approved_by=approvers, al2_nodes=al2, completed=completed
+    def _retired(self, index: int) -> bool:
+        wave = self.wave(index)
+        return any(
+            step.key == "retire" and step.done
+            for step in self.stack.bot.repositories.journal.journal(wave.id)
+        )
+
+    def _open_alert(self, what: str) -> Message:
+        """The newest alert in the alerts channel that still has its buttons and nobody handled."""
+
+        def found() -> Message | None:
+            for m in reversed(self.slack.workspace.channel_messages(self.alerts_channel)):
+                if m.bot_id and "alert.resume" in _action_ids(m.blocks) and m.ts not in self._handled:
+                    return m
+            return None
+
+        alert = _until(found, what)
+        self._handled.add(alert.ts)
+        self.say(f"  alert in #{self.slack.workspace.channel(self.alerts_channel).name}: {alert.text}")
+        return alert
+
+    def on_call_lifts_the_hold(self) -> None:
+        """The engine held a node for a do-not-disrupt pod: it paused the wave and alerted on-call, who
+        checks with the owning team, lifts the one-off hold and resumes from the alert."""
+        erin = self.people[ONCALL]
+        alert = self._open_alert("the engine's hold alert in the alerts channel")
+        lifted = lift_do_not_disrupt(self.stack.admin)
+        self.say(f"{erin.name} (on-call) checks with the owning team and lifts the hold on {lifted} pod(s)")
+        self.say(f"{erin.name} clicks Resume")
+        erin.click(channel=self.alerts_channel, ts=alert.ts, action_id="alert.resume")
+        self.say(f"  → {erin.name} sees: {self.answer(ONCALL, self.alerts_channel, 'the answer to Resume')}")
+
+    def break_logging_on_bottlerocket(self) -> None:
+        self.say(
+            "The platform team ships a fluent-bit config that buffers under /usr/local/fluent-bit — "
+            "read-only on Bottlerocket (a sandbox fault makes fluent-bit crash-loop there)"
+        )
+        self.stack.sandbox_admin("POST", "/faults", {"crash_on_bottlerocket": {**FLUENT_BIT, "path": BUFFER}})
+
+    def on_call_answers_the_canary(self) -> None:
+        """The canary failed: the migration is paused and on-call is alerted in Slack and paged."""
+        erin = self.people[ONCALL]
+        bot = self.stack.bot
+        migration = bot.repositories.migrations.get(self.stack.cluster)
+        self.say(
+            f"  database: migration {self.stack.cluster} is {migration.status.value if migration else '?'}"
+        )
+        alert = self._open_alert("the canary alert in the alerts channel")
+        incident = _until(
+            lambda: next(iter(self.stack.pagerduty.incidents.values()), None), "the PagerDuty page"
+        )
+        self.say(f"  PagerDuty: incident {incident.status} — {incident.summary}")
+        self.say(f"{erin.name} ({ONCALL}, on-call) clicks Acknowledge")
+        erin.click(channel=self.alerts_channel, ts=alert.ts, action_id="alert.acknowledge")
+        self.say(f"  → {erin.name} sees: {self.answer(ONCALL, self.alerts_channel, 'the acknowledgement')}")
+        _until(lambda: incident.status == "acknowledged", "the page to be acknowledged in PagerDuty")
+        self.say(f"  PagerDuty: incident {incident.status}")
+        self.say("The platform team moves fluent-bit's buffer to /var/fluent-bit and restarts it")
+        self.stack.sandbox_admin("DELETE", "/faults")
+        _restart_fluent_bit(self.stack.admin)
+        _until(lambda: _fluent_bit_ready(self.stack.admin), "fluent-bit to be Ready everywhere", timeout=60)
+
+        def resolved() -> Message | None:
+            for m in self.slack.workspace.channel_messages(self.alerts_channel):
+                if m.ts == alert.ts and "Resolved" in json.dumps(m.blocks):
+                    return m
+            return None
+
+        _until(resolved, "the canary to pass again and resolve the alert", timeout=60)
+        self.say("  the canary's checks pass again: the alert resolves itself; the wave waits for a person")
+        alerts = self.slack.workspace.channel(self.alerts_channel).name
+        self.say(f"{erin.name} types `/migrate resume` in #{alerts}")
+        erin.command("/migrate", "resume", channel=self.alerts_channel)
+        resumed = self.answer(ONCALL, self.alerts_channel, "the answer to /migrate resume")
+        self.say(f"  → {erin.name} sees: {resumed}")
+
+
+FLUENT_BIT = {"namespace": "logging", "selector": "app.kubernetes.io/name=fluent-bit"}
+BUFFER = "/usr/local/fluent-bit"
+ONCALL = "U0ONCALL01"
+WAVE_TIMEOUT = 120.0
+
+
+def _action_ids(blocks: list[JSON] | None) -> set[str]:
+    return {
+        str(element.get("action_id"))
+        for block in blocks or []
+        if block.get("type") == "actions"
+        for element in block.get("elements", [])
+    }
+
+
+def _fluent_bit_pods(kube: KubeAdapter) -> list[JSON]:
+    return [
+        p
+        for p in kube.list_pods(namespace="logging")
+        if (p["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == "fluent-bit"
+    ]
+
+
+def _restart_fluent_bit(kube: KubeAdapter) -> None:
+    for pod in _fluent_bit_pods(kube):
+        kube.request("DELETE", f"/api/v1/namespaces/logging/pods/{pod['metadata']['name']}", what="restart")
+
+
+def _fluent_bit_ready(kube: KubeAdapter) -> bool:
+    pods = _fluent_bit_pods(kube)
+    return bool(pods) and all(
+        any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in p.get("status", {}).get("conditions", [])
+        )
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
     )
 
 
-def _run_engine(sandbox: Sandbox, bot: MigrateBot, admin: KubeAdapter, cluster: str, console: Console) -> int:
-    """The engine executes the approved wave (as `migratebot engine` does), its progress in the
-    request's thread and here; on-call answers a do-not-disrupt hold. Returns waves completed."""
-    console.rule("engine")
-    env = sandbox.info()["aws"]["env"]
-    # The bot reaches AWS the way it does in production: boto3's own chain, pointed at the sandbox.
-    os.environ.update(env)
-    bus = EventBus()
-    shown: list[str] = []
-
-    def show(event: Event) -> None:
-        line = engine_event_line(event)
-        if not isinstance(event, WaveProgress) or not shown or shown[-1] != line:
-            shown.append(line)
-            console.print(f"  {line}", markup=False)
-
-    bus.subscribe(show)
-    if bot.upkeep is not None:
-        bot.upkeep.notifier.attach(bus)
-    kube = KubeAdapter.from_kubeconfig(str(sandbox.kubeconfig), sandbox.bot_context)
-    engine = Engine(
-        bot.plans.latest(), cluster, kube=kube,
-        aws=AwsAdapter(env["AWS_REGION"]),
-        repos=bot.repositories, bus=bus,
-        settings=EngineSettings(poll_interval=0.2, retry_interval=0.25, settle_timeout=120.0),
-    )  # fmt: skip
-    deadline = time.monotonic() + 150
-    try:
-        while True:
-            engine.tick()
-            wave = next(w for w in bot.repositories.migrations.waves(cluster) if w.index == 1)
-            if wave.state.value == "completed" and engine.retired(wave):
-                break
-            if any(line for line in shown if "ALERT held" in line) and lift_do_not_disrupt(admin):
-                console.print("  on-call lifts the do-not-disrupt hold the engine reported", markup=False)
-            if time.monotonic() > deadline:
-                raise DemoFailed(f"demo: wave 1 did not complete in 150 s (it is {wave.state.value})")
-            time.sleep(0.1)
+def play_slack_story(
+    settings: Settings,
+    plan_file: Path,
+    console: Console,
+    *,
+    prepare: Callable[[Sandbox], None] | None = None,
+    inspect: Callable[[DemoStack], None] | None = None,
+) -> StoryOutcome:
+    """The whole migration through Slack: readiness fixes; each wave requested by an SRE, approved by a
+    team lead (the requester's own approval refused), executed with live progress, baked by the
+    canary; one canary failure pauses the migration and pages on-call, who acknowledges and resumes.
+    `prepare(sandbox)` runs before the bot starts, `inspect(stack)` after the story, before anything
+    stops (tests read the sandbox's request log there)."""
+    console.rule("sandbox")
+    with demo_stack(settings, plan_file, console, prepare=prepare) as stack:
+        story = Story(stack, console)
+        bot = stack.bot
+        console.rule("readiness")
+        story.say(
+            "An SRE reads the readiness report and fixes what blocks Bottlerocket: the ad-hoc bare pod "
+            "analytics/adhoc-backfill is finished, the host-tuning DaemonSet platform-tools/node-tuner "
+            "retired (Bottlerocket sets sysctls in its settings), shop/image-resizer's cache moved "
+            "from /usr (read-only on Bottlerocket) to /var/lib, fraud-scorer's do-not-disrupt lifted."
+        )
+        fix_demo_workloads(stack.admin)
+        waves = [w for w in bot.repositories.migrations.waves(stack.cluster)]
+        completed = 0
+        for wave in waves:
+            console.rule(f"{wave.label}")
+            if wave.index == 2:
+                story.break_logging_on_bottlerocket()
+            story.request_and_approve(wave.index, try_self_approval=wave.index == 1)
+            story.run_to_completion(
+                wave.index, on_canary_failure=story.on_call_answers_the_canary if wave.index == 2 else None
+            )
+            completed += 1
         _until(lambda: bot.upkeep is None or bot.upkeep.notifier.idle, "the progress posts to be sent")
-    finally:
-        kube.close()
-    return 1
+        _until(lambda: not bot.background.pending, "the bot's answers to be sent")
+        first = story.wave(1)
+        approvers = tuple(
+            a.user_id for a in bot.repositories.approvals.approvals(first.id) if a.decision.value == "approve"
+        )
+        for channel in (story.migration_channel, story.alerts_channel):
+            console.rule(f"#{stack.slack.workspace.channel(channel).name} transcript")
+            console.print(stack.slack.transcript(channel), markup=False, end="")
+        kube = KubeAdapter.from_kubeconfig(str(stack.sandbox.kubeconfig), stack.sandbox.bot_context)
+        try:
+            al2 = len(Inventory.build(kube).nodes_of(OsFamily.AL2))
+        finally:
+            kube.close()
+        last = story.wave(len(waves))
+        if inspect is not None:
+            inspect(stack)
+    return StoryOutcome(
+        wave=first.label, state=first.state.value, approved_by=approvers, al2_nodes=al2,
+        completed=completed, last_state=last.state.value,
+    )  # fmt: skip
 
 
 def fix_demo_workloads(kube: KubeAdapter) -> None:
@@ -265,6 +536,13 @@ def fix_demo_workloads(kube: KubeAdapter) -> None:
     kube.request(
         "DELETE", "/apis/apps/v1/namespaces/platform-tools/daemonsets/node-tuner", what="delete node-tuner"
     )
+    move_resizer_cache(kube)
+    lift_do_not_disrupt(kube)
+
+
+def move_resizer_cache(kube: KubeAdapter) -> None:
+    """shop/image-resizer keeps its cache in a hostPath under /usr, read-only on Bottlerocket: move it
+    to /var/lib (writable there), as the readiness report says."""
     path = "/apis/apps/v1/namespaces/shop/deployments/image-resizer"
     deployment = kube.request("GET", path, what="get image-resizer")
     for volume in deployment["spec"]["template"]["spec"].get("volumes", []):
@@ -272,7 +550,6 @@ def fix_demo_workloads(kube: KubeAdapter) -> None:
         if host and host["path"].startswith("/usr"):
             host["path"] = "/var/lib/resizer-cache"
     kube.request("PUT", path, body=deployment, content_type="application/json", what="move resizer cache")
-    lift_do_not_disrupt(kube)
 
 
 def lift_do_not_disrupt(kube: KubeAdapter) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
         default=None, description="Another Slack Web API base URL (the sandbox's); unset means slack.com."
     )
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        description="Log lines: json (one object per line with the Slack request id, for log "
+        "collectors) or text. Unset: json for `migratebot serve`, text for the other commands.",
+    )
 
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "MIGRATEBOT_SLACK_BOT_TOKEN")
@@ -40,12 +46,25 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "MIGRATEBOT_SLACK_APP_TOKEN")
     )
 
-    # ---- the canary: leader election and paging (bot/canary) ----
+    # ---- the engine and the canary: leader election and paging (bot/engine, bot/canary) ----
+    executor: bool = Field(
+        default=True,
+        description="`migratebot serve` runs the engine and the canary on the replica holding the Lease. "
+        "Off: this process serves Slack only (another runs `migratebot engine`, or nothing executes).",
+    )
     engine_lock_ttl: float = Field(
         default=30.0,
         gt=0,
         description="Seconds an engine's executor lock outlives its last renewal (a dead engine's "
         "successor waits this long).",
+    )
+    engine_poll_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between the engine's passes while a wave is in flight."
+    )
+    engine_retry_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds before an eviction refused by a PodDisruptionBudget is retried.",
     )
     lease_name: str = Field(
         default="migratebot",

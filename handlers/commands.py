@@ -17,6 +17,7 @@ from bot.domain.errors import DomainError, Forbidden
 from bot.domain.policy import Actor
 from bot.domain.waves import Trigger
 from bot.plan import Plan
+from bot.reports.glance import COMPUTING
 from bot.services.requests import StaleRequest, only_cluster
 from handlers import views
 from handlers.alerts import CanaryDeps, canary_of, canary_run, canary_status
@@ -24,6 +25,7 @@ from handlers.grammar import AUDIT_DEFAULT, CanaryAction, Command, UsageError, V
 from handlers.ids import SlashCommand
 from handlers.middleware import Deps, actor_of, deps_of
 from handlers.replies import INTERNAL_ERROR, SLACK_ERRORS, tell
+from handlers.reports import RequestReports, answer
 from handlers.requests import post_request, redraw
 from storage.repositories import WaveView
 
@@ -33,8 +35,6 @@ log = logging.getLogger(__name__)
 NOT_LANDED: dict[Verb, str] = {
     Verb.PREVIEW: "the inventory and wave preview (issue: wave preview from the cluster's nodes and pods)",
     Verb.ROLLBACK: "the engine's rollback (issue: the wave engine — cordon, drain, NodePools, rollback)",
-    Verb.READINESS: "the reports issue (per-wave readiness and security summaries)",
-    Verb.SECURITY: "the reports issue (per-wave readiness and security summaries)",
     Verb.CANARY: "the canary checks (issue: timed canary checks that alert on-call)",
 }
 CONTROLS = {Verb.PAUSE: Trigger.PAUSE, Verb.RESUME: Trigger.RESUME, Verb.ABORT: Trigger.ABORT}
@@ -120,8 +120,10 @@ async def _audit(ask: Ask) -> None:
 async def _next_wave(ask: Ask) -> None:
     requests = ask.deps.requests
     card = await asyncio.to_thread(requests.next_wave, ask.actor, ask.cmd.cluster, delivery=ask.delivery)
+    reports = ask.deps.reports
     try:
-        where = await post_request(ask.deps, ask.client, card)
+        shown = card if reports is None else dataclasses.replace(card, reports=COMPUTING)
+        where = await post_request(ask.deps, ask.client, shown)
     except SLACK_ERRORS as error:
         log.warning("could not post the request for %s: %s", card.wave.label, error)
         channel = requests.plans.latest().channels.migration
@@ -140,6 +142,15 @@ async def _next_wave(ask: Ask) -> None:
         )
         return
     await tell(ask.respond, f"Requested {card.wave.label}: the request is in {where} for a team lead.")
+    if reports is not None:
+        # After the answer: the reports read the cluster and AWS; they never fail the request.
+        await RequestReports(reports, requests, ask.deps.messages, ask.client).post(card)
+
+
+async def _report(ask: Ask) -> None:
+    """`/migrate readiness|security [wave]`: the report, to the person who asked."""
+    text, blocks = await answer(ask.deps.reports, ask.cmd.verb.value, ask.cmd.cluster, ask.cmd.wave)
+    await tell(ask.respond, text, blocks=blocks)
 
 
 async def _control(ask: Ask) -> None:
@@ -191,6 +202,8 @@ ANSWERS: dict[Verb, Callable[[Ask], Awaitable[None]]] = {
     Verb.PLAN: _plan,
     Verb.AUDIT: _audit,
     Verb.NEXT_WAVE: _next_wave,
+    Verb.READINESS: _report,
+    Verb.SECURITY: _report,
     Verb.PAUSE: _control,
     Verb.RESUME: _control,
     Verb.ABORT: _control,

@@ -69,8 +69,8 @@ _WHAT: dict[Verb, str] = {
     Verb.RESUME: "resume a paused wave (SRE, on-call)",
     Verb.ABORT: "abort the requested or running wave (SRE, team lead)",
     Verb.ROLLBACK: "roll a wave back (team lead)",
-    Verb.READINESS: "a wave's readiness report",
-    Verb.SECURITY: "a wave's AL2 vs Bottlerocket security summary",
+    Verb.READINESS: "a wave's readiness report (by number or name; default: the wave in flight or next)",
+    Verb.SECURITY: "a wave's AL2 vs Bottlerocket security summary (wave as for readiness)",
     Verb.CANARY: "the canary checks: their status, or run them now",
     Verb.AUDIT: f"the last N audit events (default {AUDIT_DEFAULT})",
 }

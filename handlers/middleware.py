@@ -8,6 +8,8 @@ signatures — before anything here runs), url_verification, auth.test-based aut
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,6 +21,8 @@ from slack_bolt.response import BoltResponse
 
 from bot.domain.errors import DomainError
 from bot.domain.policy import Actor
+from bot.logs import current_request_id, request_scope
+from bot.services.reports import ReportSource
 from bot.services.requests import WaveMessages, WaveRequests
 from bot.services.roles import RoleResolver
 from handlers.background import Background
@@ -68,7 +72,10 @@ class DeliveryLedger:
         # First deliveries are written in batches after the acks: one transaction per burst.
         self._unwritten.append(key)
         if self._flush is None or self._flush.done():
-            self._flush = asyncio.create_task(self._write_claims(), name="record Slack deliveries")
+            # One batch serves many requests: it logs under none of their ids.
+            self._flush = asyncio.create_task(
+                self._write_claims(), name="record Slack deliveries", context=contextvars.Context()
+            )
         return True
 
     async def _write_claims(self) -> None:
@@ -91,6 +98,9 @@ class Deps:
     background: Background
     deliveries: DeliveryLedger
     messages: WaveMessages
+    # The waves' readiness, security and results reports; None when this migratebot can't reach the
+    # cluster (MIGRATEBOT_EXECUTOR=off): requests then show no verdict and /migrate readiness says why.
+    reports: ReportSource | None = None
 
 
 def deps_of(context: Mapping[str, Any]) -> Deps:
@@ -122,7 +132,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def prepare(
         req: AsyncBoltRequest, context: AsyncBoltContext, body: dict[str, Any], next: Next
     ) -> BoltResponse | None:
-        with deps.background.request():
+        # Requests over HTTP have their id from the front door; Socket Mode's get one here.
+        scope = request_scope() if current_request_id() is None else contextlib.nullcontext()
+        with deps.background.request(), scope:
             context["deps"] = deps
             key = delivery_key(body)
             if key is not None:
@@ -146,5 +158,11 @@ async def _resolve_actor(deps: Deps, context: AsyncBoltContext) -> None:
             await asyncio.to_thread(plans.current)
         except DomainError as error:
             log.warning("the plan file can't be used: %s — roles come from the last good plan", error)
-    if context.user_id:
-        context["actor"] = await deps.roles.actor(context.user_id)
+    user = context.user_id
+    if isinstance(user, str) and user:
+        context["actor"] = await deps.roles.actor(user)
+    else:
+        # Slack names a person on every command and click; a payload whose user id is missing, empty
+        # or not a string holds no role and is refused as such, instead of failing the listener (a 500
+        # and a traceback).
+        context["actor"] = Actor(str(user or ""), frozenset())

@@ -2,7 +2,8 @@
 
 One progress message per wave, in the request's thread, edited in place (chat.update) at most once
 per `min_interval` per wave — the latest state always gets through, intermediate ones may be skipped.
-On WaveFinished: the last progress, the results in the thread and a one-line summary in the channel.
+On WaveFinished: the last progress, the results in the thread and a one-line summary in the channel;
+after a wave whose nodes moved, the results report (p50/p90 beside the AL2 baseline) with its chart.
 StepFailed, WavePaused and EngineAlert become short replies in the thread.
 
 Events arrive on the engine's threads. `publish` only records the event under a lock and wakes the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -51,6 +53,7 @@ class SlackNotifier:
         reconcile_every: float = RECONCILE_EVERY,
         clock: Callable[[], float] = time.monotonic,
         calm: Callable[[], Awaitable[None]] | None = None,
+        results: Callable[[WaveFinished], Awaitable[None]] | None = None,
     ) -> None:
         self._messages = messages
         self._client = client
@@ -68,6 +71,10 @@ class SlackNotifier:
         self._timer: asyncio.TimerHandle | None = None
         # Slack acks go first: each round waits until no Slack request is in flight (handlers/background.py).
         self._calm = calm
+        # A finished wave's results report and chart (handlers/reports.py): read from the database and
+        # the cluster in their own task, so progress of other waves is not held up behind them.
+        self._results = results
+        self._posting: set[asyncio.Task[None]] = set()
 
     # ---- the publisher's side (any thread) -------------------------------------------------------
 
@@ -100,7 +107,7 @@ class SlackNotifier:
     def idle(self) -> bool:
         """Nothing recorded is waiting to be handled (tests poll this with a deadline)."""
         with self._lock:
-            return not self._progress and not self._others and not self._busy
+            return not self._progress and not self._others and not self._busy and not self._posting
 
     # ---- the worker (the app's event loop) -------------------------------------------------------
 
@@ -186,6 +193,23 @@ class SlackNotifier:
         text = views.summary_text(event)
         await self._show(wave_id, MessageKind.SUMMARY, text=text, blocks=[], in_thread=False)
         self._sent_at.pop(wave_id, None)
+        if self._results is not None:
+            task = asyncio.create_task(self._post_results(self._results, event), name="post wave results")
+            with self._lock:
+                self._posting.add(task)
+            task.add_done_callback(self._posted)
+
+    async def _post_results(
+        self, post: Callable[[WaveFinished], Awaitable[None]], event: WaveFinished
+    ) -> None:
+        try:
+            await post(event)
+        except Exception:
+            log.exception("could not post the results of %s", event.wave.label)
+
+    def _posted(self, task: asyncio.Task[None]) -> None:
+        with self._lock:
+            self._posting.discard(task)
 
     async def _note(self, event: StepFailed | WavePaused | EngineAlert) -> None:
         text = views.note_text(event)
@@ -217,31 +241,7 @@ class SlackNotifier:
         await self._deliver(wanted)
 
     async def _deliver(self, message: SlackMessageView) -> bool:
-        """Make Slack show the message's wanted revision; False (and recorded) when Slack refused."""
-        try:
-            if message.ts is None:
-                response = await self._client.chat_postMessage(
-                    channel=message.channel,
-                    thread_ts=message.thread_ts,
-                    text=message.text,
-                    blocks=message.blocks or None,
-                )
-                ts, channel = str(response["ts"]), str(response.get("channel") or message.channel)
-            else:
-                await self._client.chat_update(
-                    channel=message.channel, ts=message.ts, text=message.text, blocks=message.blocks or []
-                )
-                ts, channel = message.ts, message.channel
-        except SLACK_ERRORS as error:
-            log.warning("could not show %s of wave id %s yet: %s", message.kind, message.wave_id, error)
-            await asyncio.to_thread(self._messages.failed, message, str(error))
-            return False
-        await asyncio.to_thread(self._messages.delivered, message, ts=ts, channel=channel)
-        if message.kind == MessageKind.REQUEST:
-            log.info(
-                "posted the request message of wave id %s after Slack refused it earlier", message.wave_id
-            )
-        return True
+        return await deliver(self._client, self._messages, message)
 
     async def reconcile(self) -> int:
         """Send again every message whose wanted revision Slack has not shown; returns how many now are."""
@@ -250,3 +250,65 @@ class SlackNotifier:
             if await self._deliver(message):
                 shown += 1
         return shown
+
+
+# First posts of this process, by (WaveMessages, message id): `reconcile` runs beside the task that
+# posts a message first (ResultsPoster's own task, the worker) and may hold a view read before that
+# post landed — while a post waits out a 429's Retry-After the row still reads "not shown". Posting
+# from such a view showed the results twice (found by `make soak`): a message being posted is left to
+# its poster, one already posted is updated in place.
+_POSTING: set[tuple[int, int]] = set()
+_POSTED: dict[tuple[int, int], tuple[str, str]] = {}  # → (ts, channel)
+
+
+async def deliver(client: AsyncWebClient, messages: WaveMessages, message: SlackMessageView) -> bool:
+    """Make Slack show the message's wanted revision; False (and recorded, for `reconcile` to send
+    again) when Slack refused. A message another task of this process is posting right now is left
+    to it (False, nothing recorded)."""
+    key = (id(messages), message.id)
+    if message.ts is not None:
+        return await _deliver_now(client, messages, message)
+    if key in _POSTING:
+        return False
+    if key in _POSTED:
+        ts, channel = _POSTED[key]
+        return await _deliver_now(client, messages, dataclasses.replace(message, ts=ts, channel=channel))
+    _POSTING.add(key)
+    try:
+        return await _deliver_now(
+            client, messages, message, posted=lambda ts, ch: _POSTED.update({key: (ts, ch)})
+        )
+    finally:
+        _POSTING.discard(key)
+
+
+async def _deliver_now(
+    client: AsyncWebClient,
+    messages: WaveMessages,
+    message: SlackMessageView,
+    *,
+    posted: Callable[[str, str], object] = lambda ts, channel: None,
+) -> bool:
+    try:
+        if message.ts is None:
+            response = await client.chat_postMessage(
+                channel=message.channel,
+                thread_ts=message.thread_ts,
+                text=message.text,
+                blocks=message.blocks or None,
+            )
+            ts, channel = str(response["ts"]), str(response.get("channel") or message.channel)
+            posted(ts, channel)
+        else:
+            await client.chat_update(
+                channel=message.channel, ts=message.ts, text=message.text, blocks=message.blocks or []
+            )
+            ts, channel = message.ts, message.channel
+    except SLACK_ERRORS as error:
+        log.warning("could not show %s of wave id %s yet: %s", message.kind, message.wave_id, error)
+        await asyncio.to_thread(messages.failed, message, str(error))
+        return False
+    await asyncio.to_thread(messages.delivered, message, ts=ts, channel=channel)
+    if message.kind == MessageKind.REQUEST:
+        log.info("posted the request message of wave id %s after Slack refused it earlier", message.wave_id)
+    return True

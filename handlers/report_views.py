@@ -109,7 +109,13 @@ def _footer(sentence: str) -> ContextBlock:
 # ---- readiness -----------------------------------------------------------------------------------
 
 
-def readiness_blocks(report: Readiness) -> list[JSON]:
+IN_THREAD = "The full table is attached in this thread as CSV and JSON."
+ON_REQUEST = (
+    "The full table is in the wave request's thread (CSV and JSON), and `migratebot report` prints it."
+)
+
+
+def readiness_blocks(report: Readiness, *, footer: str | None = None) -> list[JSON]:
     verdict = report.verdict
     stateful = sum(1 for w in report.workloads if w.stateful)
     blocks: list[Block] = [
@@ -153,7 +159,7 @@ def readiness_blocks(report: Readiness) -> list[JSON]:
     blocks.append(
         SectionBlock(block_id=ReportBlock.CAPACITY, text=_md(_clip("\n".join(details), MAX_SECTION_TEXT)))
     )
-    blocks.append(_footer("The full list of reasons is attached in this thread as CSV and JSON."))
+    blocks.append(_footer(footer or "The full list of reasons is attached in this thread as CSV and JSON."))
     return _blocks(blocks)
 
 
@@ -165,11 +171,15 @@ def _cell(side: str, cell: Cell) -> MarkdownTextObject:
     return _md(_clip(f"*{side}:* {_escape(cell.value)} {_SOURCE_MARK[cell.source]}{detail}", MAX_FIELD_TEXT))
 
 
-def security_blocks(report: SecurityReport) -> list[JSON]:
+def security_blocks(report: SecurityReport, *, footer: str | None = None) -> list[JSON]:
     def counts(side: str, figures: Any) -> str:
         def shown(value: object) -> str:
             return "unknown" if value is None else str(value)
 
+        if figures.nodes == 0:
+            if side == "AL2":
+                return "*AL2* — no AL2 node in this wave"
+            return f"*{side}* — no node runs yet: its figures come after the wave"
         groups = None if figures.ssh_open_groups is None else len(figures.ssh_open_groups)
         cves = (
             "unknown"
@@ -207,7 +217,7 @@ def security_blocks(report: SecurityReport) -> list[JSON]:
         blocks.append(
             ContextBlock(elements=[_md(f"… and {len(report.rows) - room} more rows in the attached table")])
         )
-    blocks.append(_footer("The full table is attached in this thread as CSV and JSON."))
+    blocks.append(_footer(footer or IN_THREAD))
     return _blocks(blocks)
 
 

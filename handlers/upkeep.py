@@ -17,10 +17,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import DomainError
 from bot.engine.events import EventBus
+from bot.services.reports import ReportSource
 from bot.services.requests import ClosedRequest, WaveMessages, WaveRequests
 from handlers.background import Background
 from handlers.metrics import Metrics
 from handlers.notifier import SlackNotifier
+from handlers.reports import ResultsPoster
 from handlers.requests import redraw
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,15 @@ class Upkeep:
         *,
         bus: EventBus | None = None,
         background: Background | None = None,
+        reports: ReportSource | None = None,
     ) -> None:
         self._requests = requests
         self._client = client
         self._metrics = metrics
-        self.notifier = SlackNotifier(messages, client, calm=background.until_calm if background else None)
+        results = None if reports is None else ResultsPoster(reports, messages, client).post
+        self.notifier = SlackNotifier(
+            messages, client, calm=background.until_calm if background else None, results=results
+        )
         if bus is not None:
             self.notifier.attach(bus)
         self._tasks: list[asyncio.Task[None]] = []

@@ -32,9 +32,15 @@ from storage.repositories import AuditEventView, WaveView
 
 JSON = dict[str, Any]
 READINESS_PENDING = (
-    "*Readiness:* arrives with the reports issue (per-wave readiness and security summaries) — "
-    "no verdict is shown until then."
+    "*Readiness:* no verdict shown — the reports need the cluster, which this migratebot does not read "
+    "(it serves Slack only); `/migrate readiness` says how to get them."
 )
+READINESS_COMPUTING = "*Readiness:* reading the cluster and AWS for the readiness and security reports…"
+_VERDICT_ICON = {
+    "READY": ":large_green_circle:",
+    "READY WITH WARNINGS": ":large_yellow_circle:",
+    "BLOCKED": ":red_circle:",
+}
 _STATE_ICON = {
     WaveState.PLANNED: ":white_circle:",
     WaveState.REQUESTED: ":hourglass_flowing_sand:",
@@ -138,12 +144,27 @@ def request_blocks(card: RequestCard) -> list[JSON]:
 
 
 def readiness_section(card: RequestCard) -> SectionBlock:
-    """REPORTS HOOK: the request's readiness verdict and security headline. The reports issue
-    (bot/services/reports.py, handlers/report_views.py) fills this in — a one-section headline for
-    `card.wave`, keeping block_id WaveBlock.READINESS; the full reports stay `/migrate readiness N`
-    and `/migrate security N`. Until then it says no verdict is shown."""
-    del card
-    return SectionBlock(block_id=WaveBlock.READINESS, text=_md(READINESS_PENDING))
+    """The request's readiness verdict and security headline (the full reports are in the request's
+    thread and answer `/migrate readiness N` and `/migrate security N`); while they are being
+    computed, or when this migratebot can't reach the cluster, a line that says so."""
+    glance = card.reports
+    if glance is None:
+        text = READINESS_PENDING
+    elif glance.computing:
+        text = READINESS_COMPUTING
+    elif glance.verdict is None:
+        text = (
+            ":warning: *Readiness:* the reports could not be computed — "
+            f"{glance.problem or 'no reason given'}. "
+            f"`/migrate readiness {card.wave.index}` tries again."
+        )
+    else:
+        icon = _VERDICT_ICON.get(glance.verdict, ":white_circle:")
+        text = (
+            f"{icon} *Readiness: {glance.verdict}* — {glance.blockers} blocker(s), {glance.warnings} "
+            f"warning(s); the reasons are in the thread.\n*Security:* {glance.security or 'unknown'}"
+        )
+    return SectionBlock(block_id=WaveBlock.READINESS, text=_md(_clip(text, 3000)))
 
 
 def _outcome(card: RequestCard) -> str:
@@ -160,6 +181,9 @@ def _outcome(card: RequestCard) -> str:
         return f":no_entry_sign: *Denied*{by}{at}."
     if state is WaveState.EXPIRED:
         return ":hourglass: *Expired* before anyone decided — ask again with `/migrate next-wave`."
+    if approvers and state is not WaveState.ABORTED:
+        # Redrawn after the engine took it (the reports arrive late): who approved stays on the card.
+        return f":white_check_mark: *Approved* by {', '.join(approvers)}. The wave is now *{state.value}*."
     return f"The wave is now *{state.value}*{by}{at}."
 
 

@@ -11,9 +11,20 @@
         └── Invalid                     422 / 400 / AWS validation: the server's own message
 
 Adapters raise these `from` the library exception; whether to retry is decided by the class alone.
+They also report each one to the error observers (`observe_errors`): /metrics counts them there,
+without the adapters knowing who listens.
 """
 
 from __future__ import annotations
+
+import logging
+import re
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
 
 
 class AdapterError(Exception):
@@ -75,3 +86,58 @@ class Unauthorized(PermanentError):
 
 class Invalid(PermanentError):
     pass
+
+
+E = TypeVar("E", bound=AdapterError)
+ErrorObserver = Callable[[str, AdapterError], None]
+
+_observers: list[Callable[[], ErrorObserver | None]] = []
+_observers_lock = threading.Lock()
+
+
+def observe_errors(observer: ErrorObserver) -> Callable[[], None]:
+    """Call `observer(target, error)` for every error an adapter reports ("kube", "aws", "slack");
+    returns the function that stops it. A bound method is held weakly: a bot that is gone (tests
+    build many in one process) stops being told without anyone having to remember to unsubscribe."""
+    ref: Callable[[], ErrorObserver | None]
+    if hasattr(observer, "__self__") and hasattr(observer, "__func__"):
+        ref = weakref.WeakMethod(observer)
+    else:
+
+        def ref() -> ErrorObserver:
+            return observer
+
+    with _observers_lock:
+        _observers.append(ref)
+
+    def stop() -> None:
+        with _observers_lock:
+            if ref in _observers:
+                _observers.remove(ref)
+
+    return stop
+
+
+def report_error(target: str, error: E) -> E:
+    """Tell the observers about `error` (from `target`'s adapter) and hand it back to be raised.
+    Observers never break the call that failed."""
+    with _observers_lock:
+        refs = list(_observers)
+    for ref in refs:
+        observer = ref()
+        if observer is None:
+            with _observers_lock:
+                if ref in _observers:
+                    _observers.remove(ref)
+            continue
+        try:
+            observer(target, error)
+        except Exception:
+            log.exception("error observer %r failed", observer)
+    return error
+
+
+def error_kind(error: AdapterError) -> str:
+    """The error's class as a label: NotFound → not_found, TemporaryError → temporary."""
+    name = type(error).__name__.removesuffix("Error") or "adapter"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

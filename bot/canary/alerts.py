@@ -26,8 +26,8 @@ from typing import Any, Protocol
 from bot.adapters.errors import AdapterError
 from bot.adapters.pagerduty import PagerDuty
 from bot.canary.checks import Assessment, CheckResult
-from bot.domain.errors import ConcurrentTransition, IllegalTransition
-from bot.domain.policy import Actor, authorize_acknowledge
+from bot.domain.errors import ConcurrentTransition, Forbidden, IllegalTransition
+from bot.domain.policy import Actor, authorize, authorize_acknowledge
 from bot.domain.waves import Trigger, WaveState
 from bot.engine.events import EngineAlert, Event
 from bot.services.waves import WaveService
@@ -235,9 +235,25 @@ class AlertDesk:
 
     # ---- the buttons --------------------------------------------------------------------------
 
+    def _authorized(self, episode: EpisodeView, actor: Actor, check: Callable[[str], None]) -> None:
+        """`check(label)` raises Forbidden for an actor without the role: audited like every refusal."""
+        wave = self._repos.migrations.wave(episode.wave_id)
+        try:
+            check(wave.label)
+        except Forbidden as refusal:
+            self._repos.audit.append(
+                actor=actor.id,
+                action="access.denied",
+                subject=wave.subject,
+                payload={"alert": episode.id, "state": wave.state.value, "reason": str(refusal)},
+            )
+            raise
+
     def acknowledge(self, episode_id: int, actor: Actor) -> Outcome:
         episode = self._repos.canary.episode(episode_id)
-        authorize_acknowledge(actor, what=f"the alert on {self._alert(episode).wave}")
+        self._authorized(
+            episode, actor, lambda label: authorize_acknowledge(actor, what=f"the alert on {label}")
+        )
         episode, now = self._repos.canary.acknowledge(episode_id, actor.id)
         alert = self._alert(episode)
         if not now:
@@ -252,6 +268,9 @@ class AlertDesk:
     def resume(self, episode_id: int, actor: Actor) -> Outcome:
         """Resume the wave (its checks start a new analysis) and the migration."""
         episode = self._repos.canary.episode(episode_id)
+        # Checked whatever the wave's state: resuming the migration is a RESUME even when the wave
+        # itself has nothing to resume (an engine alert on a verifying wave).
+        self._authorized(episode, actor, lambda label: authorize(Trigger.RESUME, actor, wave=label))
         wave = self._repos.migrations.wave(episode.wave_id)
         if wave.state in (WaveState.CANARY_FAILED, WaveState.PAUSED):
             wave = self._waves.fire(

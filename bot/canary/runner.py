@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.adapters.errors import AdapterError
 from bot.adapters.kube import KubeAdapter
@@ -86,6 +87,9 @@ class CanaryRunner:
     identity: str = "migratebot"
     prometheus_for: Callable[[str], Prometheus] = Prometheus
     clock: Callable[[], dt.datetime] = utc_now
+    # Told every run's report once it is decided (/metrics counts the verdicts); a failing observer
+    # is logged and never fails the run.
+    observers: list[Callable[[RunReport], None]] = field(default_factory=list)
 
     # ---- scheduling ---------------------------------------------------------------------------
 
@@ -180,7 +184,13 @@ class CanaryRunner:
         canary.remember_restarts(wave_id, dict(outcome.restarts))
         phase, reason = self._decide(wave, bake, outcome, now)
         self._tell_thread(wave, previous, outcome, phase, reason)
-        return RunReport(wave, run, outcome, phase, reason)
+        report = RunReport(wave, run, outcome, phase, reason)
+        for observer in list(self.observers):
+            try:
+                observer(report)
+            except Exception:
+                log.exception("canary run observer %r failed on %s", observer, wave.label)
+        return report
 
     def _decide(
         self, wave: WaveView, bake: BakeView, outcome: RunOutcome, now: dt.datetime
@@ -197,7 +207,7 @@ class CanaryRunner:
             runs,
             failure_limit=plan.canary.failure_limit,
             inconclusive_limit=plan.canary.inconclusive_limit,
-            bake_over=now >= bake.until,
+            bake_over=now >= bake.until and len(stored) >= planned_runs(bake),
         )
         if verdict.phase in (Phase.FAILED, Phase.INCONCLUSIVE):
             canary.end_bake(wave.id, verdict.phase.value)
@@ -271,6 +281,14 @@ class CanaryRunner:
             self.desk.notifier.post_result(wave, text)
         except Exception:
             log.exception("could not post the canary result of %s", wave.label)
+
+
+def planned_runs(bake: BakeView) -> int:
+    """The runs an uninterrupted bake makes — one per interval, up to the first at or after its end —
+    and so the measurements an analysis needs before it can pass (Argo Rollouts' `count`). Runs lost
+    to a restart or coalesced behind a slow one are made up after `until`: otherwise a bake cut short
+    by a kill -9 passed on a single, failing, measurement (found by `make soak`)."""
+    return max(1, math.ceil(round(bake.duration / bake.interval, 3)))
 
 
 # ---- the registry the jobs use ---------------------------------------------------------------------

@@ -116,18 +116,18 @@ class CanaryScheduler:
         start: dt.datetime | None = None,
     ) -> None:
         """Run the wave's checks every `interval` from `start` (now): the first run is one interval after
-        it. With `until`, the runs stop after the first at or after `until` (it ends the bake); without,
-        they go on until `unschedule` (a failed canary watched for recovery). Scheduling a wave again
-        replaces its job."""
+        it. The runs go on until `unschedule`: with `until`, the runner's first run at or after `until`
+        ends the bake and unschedules the job; without, a failed canary is watched for recovery.
+        Scheduling a wave again replaces its job.
+
+        No end_date: APScheduler removes a job once its next fire time passes the end date, and a tick
+        skipped because the previous run was still going (max_instances=1: a slow run under API errors
+        and retries) would then have been the last — the bake would never end and the wave would stay
+        `baking` (found by `make soak`)."""
         begin = start or dt.datetime.now(dt.UTC)
         self._scheduler.add_job(
             RUN_CHECKS,
-            IntervalTrigger(
-                seconds=interval.total_seconds(),
-                start_date=begin,
-                end_date=until + interval if until is not None else None,
-                timezone=dt.UTC,
-            ),
+            IntervalTrigger(seconds=interval.total_seconds(), start_date=begin, timezone=dt.UTC),
             args=[cluster, wave_id],
             id=job_id(cluster, wave_id),
             name=f"canary checks of wave id {wave_id} on {cluster}",

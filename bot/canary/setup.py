@@ -133,7 +133,7 @@ def build_canary(
     runner = CanaryRunner(repositories, waves, plan, clusters, desk, scheduler, identity=who)
     stack = CanaryStack(runner, desk, scheduler, None)
     if elect:
-        kube = lease_kube or _own_cluster()
+        kube = lease_kube or own_cluster()
         # A renewal must fail (and the leader step down) well within the lease, not after 60 s of retries.
         fast = kube.with_retry(RetryPolicy(max_attempts=2, max_elapsed=lease_duration / 3))
         stack.elector = LeaderElector(
@@ -147,7 +147,7 @@ def build_canary(
     return stack
 
 
-def _own_cluster() -> KubeAdapter:
+def own_cluster() -> KubeAdapter:
     """The cluster the bot runs in: in-cluster config inside a pod, else KUBECONFIG's current context."""
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         return KubeAdapter.in_cluster()

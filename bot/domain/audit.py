@@ -14,9 +14,10 @@ REDACTED = "[redacted]"
 _SECRET_KEY = re.compile(
     r"(token|secret|password|passwd|authorization|api[_-]?key|signing|credential|cookie)", re.I
 )
+# Slack and AWS keys, bearer tokens, and any URL that carries a password (scheme://user:password@).
 _SECRET_VALUE = re.compile(
     r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|AKIA[0-9A-Z]{16}|Bearer\s+\S+|"
-    r"postgres(?:ql)?(?:\+\w+)?://[^:@/\s]+:[^@\s]+@)",
+    r"[a-z][a-z0-9+.-]*://[^:@/\s]+:[^@\s]+@)",
     re.I,
 )
 

@@ -46,6 +46,12 @@ class WaveProgress:
     new_nodes_ready: int
     al2_nodes_left: int
     held: tuple[str, ...] = ()  # "pod payments/fraud-scorer-0: karpenter.sh/do-not-disrupt", …
+    # The wave's eviction outcomes in this engine so far (from 0 when the engine starts): 429s from
+    # disruption budgets (each retried), pods the drain refuses to evict (no controller, DaemonSet
+    # gone), evictions the API refused for good.
+    evictions_retried: int = 0
+    pods_refused: int = 0
+    evictions_failed: int = 0
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 

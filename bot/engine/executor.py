@@ -36,10 +36,11 @@ from bot.adapters.aws import AwsAdapter
 from bot.adapters.errors import AdapterError, NotFound
 from bot.adapters.kube import Identity, KubeAdapter, parse_time
 from bot.adapters.prometheus import Prometheus
-from bot.domain.errors import ConcurrentTransition, IllegalTransition
+from bot.domain.errors import ConcurrentTransition, DomainError, IllegalTransition
 from bot.domain.policy import Actor
 from bot.domain.timings import NodeTiming, PodTiming
 from bot.domain.waves import Trigger, WaveState
+from bot.engine import headroom
 from bot.engine.drain import (
     Drainer,
     DrainEvent,
@@ -74,10 +75,12 @@ from bot.engine.target import (
     desired_nodeclass,
     differs,
     drift_patch,
+    pool_of_nodes,
     replacement_pools,
     restore_patch,
     spec_patch,
 )
+from bot.plan import plan_hash
 from bot.plan.models import Plan, Strategy
 from bot.plan.models import Wave as PlanWave
 from storage.models import MigrationStatus, StepStatus
@@ -99,6 +102,10 @@ class EngineSettings:
     settle_timeout: float = 900.0  # verifying: new nodes and displaced pods Ready within this
     lock_ttl: dt.timedelta = dt.timedelta(seconds=30)
     manage_bake: bool = True  # False when the canary's scheduler completes bakes
+    # Pre-provisioning (bot/engine/headroom.py): Bottlerocket capacity up before the first eviction.
+    pre_provision: bool = True
+    headroom_namespace: str = "migratebot"  # the bot's own namespace (the chart's Role covers it)
+    headroom_timeout: float = 600.0  # seconds to wait for the placeholders before draining anyway
     retire_delete_nodegroups: bool = True
     grace_period: int | None = None
 
@@ -121,6 +128,16 @@ class StepError(Exception):
 
 
 @dataclass
+class _EvictionTally:
+    """One wave's eviction outcomes in this engine (WaveProgress carries them; /metrics counts them)."""
+
+    retried: int = 0
+    refused: int = 0
+    failed: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
 class _Counters:
     nodes_cordoned: int = 0
     nodes_drained: int = 0
@@ -134,7 +151,7 @@ class Engine:
 
     def __init__(
         self,
-        plan: Plan,
+        plan: Plan | Callable[[], Plan],
         cluster: str,
         *,
         kube: KubeAdapter,
@@ -146,7 +163,11 @@ class Engine:
         on_baking: Callable[[WaveView, PlanWave], None] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
-        self.plan = plan
+        # A callable is the plan file as it reads now (the bot's PlanSource.current): re-read once per
+        # tick, so a replanned file is what the next step acts on — and an approved wave whose plan
+        # changed since its approval does not start (see _on_approved).
+        self._plan_source: Callable[[], Plan] = plan if callable(plan) else (lambda: plan)
+        self.plan = self._plan_source()
         self.cluster = cluster
         self.kube = kube
         self.aws = aws
@@ -159,7 +180,8 @@ class Engine:
         self._alerted: set[tuple[int, str, str]] = set()
         self._told: set[tuple[int, str]] = set()
         self._last_counts: dict[int, tuple[int, int]] = {}
-        self._selectors = blocking_selectors(plan.blocking)
+        self._tallies: dict[int, _EvictionTally] = {}
+        self._selectors = blocking_selectors(self.plan.blocking)
         self._state_cache: tuple[float, int, WaveState] | None = None
 
     # ---- the loop ---------------------------------------------------------------------------------
@@ -206,6 +228,7 @@ class Engine:
     def tick(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
         """One reconciling pass over the migration's waves; True while a wave needs more passes."""
         busy = False
+        self._refresh_plan()
         for wave in self.repos.migrations.waves(self.cluster):
             if should_stop():
                 return busy
@@ -223,6 +246,18 @@ class Engine:
         return busy
 
     # ---- helpers ----------------------------------------------------------------------------------
+
+    def _refresh_plan(self) -> None:
+        try:
+            plan = self._plan_source()
+        except DomainError as unreadable:
+            # A plan file that no longer validates changes nothing: the engine keeps the last good
+            # plan, and nothing new is approved against the broken one (PlanSource refuses it).
+            log.warning("plan not re-read, keeping the last valid one: %s", unreadable)
+            return
+        if plan is not self.plan:
+            self.plan = plan
+            self._selectors = blocking_selectors(plan.blocking)
 
     def plan_wave(self, wave: WaveView) -> PlanWave:
         for pw in self.plan.waves_for(self.cluster):
@@ -343,6 +378,16 @@ class Engine:
             return False  # paused by on-call or an alert: nothing new starts
         if any(w.state in _HOLDS_NEXT for w in self.repos.migrations.waves(self.cluster) if w.id != wave.id):
             return True  # one wave at a time, and the previous one bakes before the next moves
+        approved = [a for a in self.repos.approvals.approvals(wave.id) if a.decision.value == "approve"]
+        if approved and max(approved, key=lambda a: a.created_at).plan_hash != plan_hash(self.plan):
+            # The plan file changed after the team lead approved: what runs must be what was approved.
+            self._alert(
+                wave,
+                "plan_changed",
+                f"{wave.label} was approved under another plan than the file now holds; it will not "
+                "start — request it again (/migrate next-wave) so a team lead approves this plan",
+            )
+            return False
         hold = window_hold(self.plan.change_windows, self.clock()) or self._alert_hold()
         if hold is not None:
             self._tell(wave, hold)
@@ -420,6 +465,54 @@ class Engine:
 
         return self._step(wave, "prepare", "prepare", wave.label, run)
 
+    def _pre_provision(
+        self,
+        wave: WaveView,
+        todo: Sequence[DrainPlan],
+        nodes: Sequence[NodeInfo],
+        stop: Callable[[], bool],
+        progress: Callable[[int, int], None],
+    ) -> None:
+        """Bring the displaced pods' Bottlerocket capacity up before the first eviction, then release
+        it (bot/engine/headroom.py). In the bot's own namespace, as the bot: this is the bot's
+        housekeeping, not a change to anyone's workload. Best effort: a wave drains without it."""
+        namespace = self.settings.headroom_namespace
+
+        def run() -> JSON:
+            counts = headroom.shapes(todo, pool_of_nodes(self.plan, nodes))
+            if not counts:
+                return {"pods": 0}
+            try:
+                wanted = headroom.create(self.kube, headroom.deployments(wave.id, namespace, counts))
+            except AdapterError as error:
+                log.warning("%s: no pre-provisioning (%s); the drain waits for Karpenter", wave.label, error)
+                return {"skipped": str(error)}
+            deadline = time.monotonic() + self.settings.headroom_timeout
+            up = 0
+            while not stop() and time.monotonic() < deadline:
+                try:
+                    up = headroom.ready(self.kube, namespace, wave.id)
+                except AdapterError as error:
+                    log.warning("%s: pre-provisioning not watched (%s)", wave.label, error)
+                    break
+                progress(up, wanted)
+                if up >= wanted:
+                    break
+                time.sleep(min(self.settings.poll_interval, 1.0))
+            return {"pods": wanted, "ready": up}
+
+        self._step(wave, "headroom", "pre-provision", namespace, run)
+        self._release_headroom(wave)
+
+    def _release_headroom(self, wave: WaveView) -> None:
+        """Delete the wave's placeholders, once (journalled); a failure is retried on the next pass."""
+
+        def run() -> JSON:
+            return {"deleted": headroom.release(self.kube, self.settings.headroom_namespace, wave.id)}
+
+        if self._done(wave, "headroom") is not None:
+            self._step(wave, "headroom-release", "release-headroom", self.settings.headroom_namespace, run)
+
     def _nodegroup_record(self, name: str, inventory: Inventory) -> JSON:
         members = [
             n
@@ -487,6 +580,7 @@ class Engine:
             inventory, [n.name for n in al2 if n.name not in blocked], force=pw.force_unreplicated
         )
         todo = [p for p in plans if _needs_drain(p, journal.get(f"drain:{p.node}"))]
+        refused = {p.node: len(p.refuse) for p in todo}
         drained = sum(1 for n in al2 if (s := journal.get(f"drain:{n.name}")) is not None and s.done)
         counters = _Counters(nodes_cordoned=len(al2), nodes_drained=drained)
         total_pods = sum(len(p.evict) for p in todo) + self._evicted_so_far(wave)
@@ -501,7 +595,18 @@ class Engine:
             elif event.kind is EventKind.POD_EVICTED:
                 self._record_eviction(wave, event.pod, counters)
                 self._progress(wave, "draining", len(names), counters, total_pods, pools, None)
+            elif event.kind in (EventKind.EVICTION_BLOCKED, EventKind.POD_FAILED, EventKind.NODE_REFUSED):
+                self._tally(wave.id, event.kind, refused.get(event.node, 0))
+                self._progress(wave, "draining", len(names), counters, total_pods, pools, None)
 
+        if todo and self.settings.pre_provision:
+            nodes = [inventory.nodes[n] for n in names]
+
+            def provisioning(up: int, wanted: int) -> None:
+                phase = f"pre-provisioning ({up}/{wanted} placeholder pods placed)"
+                self._progress(wave, phase, len(names), counters, total_pods, pools, None)
+
+            self._pre_provision(wave, todo, nodes, stop, provisioning)
         drainer = Drainer(
             kube,
             DrainSettings(
@@ -597,6 +702,16 @@ class Engine:
             wave.id, [PodTiming(namespace, name, workload, evicted_at, None, None, None, None)]
         )
 
+    def _tally(self, wave_id: int, kind: EventKind, refused_pods: int) -> None:
+        tally = self._tallies.setdefault(wave_id, _EvictionTally())
+        with tally.lock:
+            if kind is EventKind.EVICTION_BLOCKED:
+                tally.retried += 1
+            elif kind is EventKind.POD_FAILED:
+                tally.failed += 1
+            else:
+                tally.refused += refused_pods
+
     def _progress(
         self,
         wave: WaveView,
@@ -619,6 +734,7 @@ class Engine:
             )
             left = sum(1 for n in inventory.nodes.values() if n.os_family is OsFamily.AL2)
             self._last_counts[wave.id] = (new_ready, left)
+        tally = self._tallies.get(wave.id) or _EvictionTally()
         self.bus.publish(
             WaveProgress(
                 self.ref(wave),
@@ -631,6 +747,9 @@ class Engine:
                 pods_ready,
                 new_ready,
                 left,
+                evictions_retried=tally.retried,
+                pods_refused=tally.refused,
+                evictions_failed=tally.failed,
             )
         )
 
@@ -713,6 +832,7 @@ class Engine:
     # ---- verifying → baking ------------------------------------------------------------------------
 
     def _on_verifying(self, wave: WaveView, should_stop: Callable[[], bool]) -> bool:
+        self._release_headroom(wave)  # normally done before the drain; again here after a crash
         pw = self.plan_wave(wave)
         inventory = Inventory.build(self.kube)
         prepared = self._done(wave, "prepare") or {}
@@ -850,6 +970,7 @@ class Engine:
     # ---- rolling back ------------------------------------------------------------------------------
 
     def _on_rolling_back(self, wave: WaveView, should_stop: Callable[[], bool]) -> bool:
+        self._release_headroom(wave)  # a wave rolled back while its capacity came up
         pw = self.plan_wave(wave)
         prepared = self._done(wave, "prepare") or {}
         kube = self._mutating(wave)

@@ -7,13 +7,14 @@ records instead of 100,000 full pod documents.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from bot.adapters.kube import parse_time
+from bot.domain.quantities import byte_count, cpu_millis
 
 JSON = dict[str, Any]
 
@@ -134,6 +135,9 @@ class PodInfo:
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     pdbs: tuple[str, ...] = ()
+    # What the scheduler reserves for it: the containers' requests (or an init container's, if larger).
+    cpu_millis: int = 0
+    memory_bytes: int = 0
 
     @property
     def key(self) -> str:
@@ -209,7 +213,20 @@ def pod_from_json(
         has_local_storage=any("emptyDir" in v for v in spec.get("volumes") or ()),
         labels=labels,
         annotations=meta.get("annotations") or {},
+        cpu_millis=_requested(spec, "cpu", cpu_millis),
+        memory_bytes=_requested(spec, "memory", byte_count),
     )
+
+
+def _requested(spec: JSON, resource: str, parse: Callable[[Any], int]) -> int:
+    """The pod's effective request for `resource`, as the scheduler counts it."""
+
+    def of(container: JSON) -> int:
+        return parse(((container.get("resources") or {}).get("requests") or {}).get(resource))
+
+    running = sum(of(c) for c in spec.get("containers") or ())
+    init = max((of(c) for c in spec.get("initContainers") or ()), default=0)
+    return max(running, init)
 
 
 # ---- label selectors (metav1.LabelSelector) --------------------------------------------------

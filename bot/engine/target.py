@@ -167,15 +167,25 @@ def group_key(node: NodeInfo) -> str:
 
 def replacement_pools(plan: Plan, nodes: Sequence[NodeInfo]) -> dict[str, JSON]:
     """For a drain wave's AL2 nodes: the Bottlerocket NodePools their pods need, by name."""
+    return {name: pool for name, (pool, _members) in _pools_by_group(plan, nodes).items()}
+
+
+def pool_of_nodes(plan: Plan, nodes: Sequence[NodeInfo]) -> dict[str, str]:
+    """For a drain wave's AL2 nodes: the replacement NodePool each node's pods move to, by node."""
+    return {node: name for name, (_pool, members) in _pools_by_group(plan, nodes).items() for node in members}
+
+
+def _pools_by_group(plan: Plan, nodes: Sequence[NodeInfo]) -> dict[str, tuple[JSON, list[str]]]:
     by_group: dict[str, list[NodeInfo]] = {}
     for node in nodes:
         by_group.setdefault(group_key(node), []).append(node)
-    pools: dict[str, JSON] = {}
+    pools: dict[str, tuple[JSON, list[str]]] = {}
     for group, members in sorted(by_group.items()):
         placement = placement_of(members)
         short = group.split("/", 1)[-1]
         name = nodepool_name(plan.target.nodepool, short, placement)
-        pools.setdefault(name, desired_nodepool(plan, name, placement))
+        _pool, names = pools.setdefault(name, (desired_nodepool(plan, name, placement), []))
+        names.extend(n.name for n in members)
     return pools
 
 

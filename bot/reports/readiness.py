@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.domain.quantities import byte_count, cpu_millis
 from bot.engine.pods import NodeInfo, PodInfo
 from bot.engine.selection import wave_nodes
 from bot.plan.models import Strategy, Target, Wave
@@ -25,8 +26,6 @@ from bot.reports.facts import (
     PodSpecFacts,
     WorkloadFacts,
     WorkloadKey,
-    byte_count,
-    cpu_millis,
     workload_key,
     workload_text,
 )

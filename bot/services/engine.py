@@ -31,7 +31,7 @@ class EngineRunner:
     """Start and stop the plan's engines. Adapters are built once per cluster from KUBECONFIG (the
     plan's kube_context) and boto3's own chain (AWS_ENDPOINT_URL points it at the sandbox)."""
 
-    plan: Plan
+    plan: Plan | Callable[[], Plan]  # a callable: the plan file as it reads now (PlanSource.current)
     repos: Repositories
     bus: EventBus
     settings: EngineSettings = field(default_factory=EngineSettings)
@@ -42,9 +42,12 @@ class EngineRunner:
     _threads: list[threading.Thread] = field(default_factory=list)
     engines: dict[str, Engine] = field(default_factory=dict)
 
+    def current_plan(self) -> Plan:
+        return self.plan() if callable(self.plan) else self.plan
+
     def engine_for(self, cluster: str) -> Engine:
         if cluster not in self.engines:
-            spec = next(c for c in self.plan.clusters if c.name == cluster)
+            spec = next(c for c in self.current_plan().clusters if c.name == cluster)
             kube = KubeAdapter.from_kubeconfig(self.kubeconfig, spec.kube_context)
             self.engines[cluster] = Engine(
                 self.plan,
@@ -63,7 +66,9 @@ class EngineRunner:
         if self._threads:
             return
         self._stop.clear()
-        for cluster in self.plan.clusters:
+        # Engines for the clusters the plan names now; a cluster added by a later replan gets its
+        # engine when the executor starts again (the next leadership or a restart).
+        for cluster in self.current_plan().clusters:
             engine = self.engine_for(cluster.name)
             thread = threading.Thread(
                 target=self._run, args=(engine,), name=f"engine-{cluster.name}", daemon=True

@@ -7,27 +7,51 @@
     results_chart(results)                 → PNG bytes
 
 Waves are numbered from 1 in plan order within their cluster (as `register_plan` numbers them).
+
+`ReportSource` is what the Slack side holds: the plan's clusters reached through their adapters
+(KUBECONFIG's context per cluster, AWS through boto3's chain), opened once and kept. Its methods
+block (the cluster, AWS, the database): callers on an event loop run them in a worker thread.
+Every failure to read the cluster or AWS comes out as `ReportFailed` carrying the adapter's message.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import logging
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from bot.adapters.aws import AwsAdapter
-from bot.adapters.kube import KubeAdapter
+from bot.adapters.errors import AdapterError
+from bot.adapters.kube import KubeAdapter, parse_time
 from bot.domain.errors import DomainError
 from bot.domain.timings import NodeTiming, PodTiming
+from bot.domain.waves import WaveState
 from bot.engine.inventory import Inventory
-from bot.engine.pods import NodeInfo, NodeOwnerKind
+from bot.engine.pods import NodeInfo, NodeOwnerKind, OsFamily, node_from_json
 from bot.engine.selection import wave_nodes
 from bot.plan.models import Cluster, Plan, Target, Wave
 from bot.reports.facts import AwsFacts, ClusterFacts, gather_aws, gather_cluster
 from bot.reports.readiness import Readiness, readiness
 from bot.reports.results import Results, chart_png, results
 from bot.reports.security import SecurityReport, bottlerocket_nodes, security
+from storage.repositories import Repositories
+
+_T = TypeVar("_T")
+log = logging.getLogger(__name__)
+
+
+class WaveStateView(Protocol):
+    """What the source needs of a registered wave (storage's WaveView has it)."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def state(self) -> WaveState: ...
 
 
 class UnknownWave(DomainError, LookupError):
@@ -195,3 +219,206 @@ def results_report(
 def results_chart(report: Results) -> bytes:
     """The results as a PNG, for the wave's Slack thread."""
     return chart_png(report)
+
+
+# ---- for the Slack side ------------------------------------------------------------------------
+
+
+class ReportFailed(DomainError):
+    """The cluster or AWS could not be read for a report; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class WaveReports:
+    readiness: Readiness
+    security: SecurityReport
+
+
+# Waves the "next" wave skips: nothing is left to move in them.
+_DONE = frozenset({WaveState.COMPLETED, WaveState.ROLLED_BACK, WaveState.ABORTED})
+
+Opener = Callable[[Cluster], tuple[KubeAdapter, AwsAdapter]]
+
+
+class ReportSource:
+    """The reports of the plan's waves, read from each cluster (its `kube_context` in KUBECONFIG) and
+    AWS (boto3's chain: AWS_ENDPOINT_URL, credentials, region from the plan).
+
+    `plan` is called for the plan as it reads now; `waves(cluster)` lists the registered waves and
+    their states (to pick the wave in flight when none is named); `timings(wave_id)` gives the
+    node and pod timings the engine recorded for a wave. Adapters are opened on first use, one pair
+    per cluster, and kept: a report costs the reads, never a new connection pool."""
+
+    def __init__(
+        self,
+        plan: Callable[[], Plan],
+        *,
+        waves: Callable[[str], Sequence[WaveStateView]] | None = None,
+        timings: Callable[[int], tuple[Sequence[NodeTiming], Sequence[PodTiming]]] | None = None,
+        kubeconfig: str | None = None,
+        opener: Opener | None = None,
+    ) -> None:
+        self._plan = plan
+        self._waves = waves
+        self._timings = timings
+        self._open: Opener = opener or (lambda cluster: open_adapters(cluster, kubeconfig))
+        self._lock = threading.Lock()
+        self._adapters: dict[str, tuple[KubeAdapter, AwsAdapter]] = {}
+
+    @classmethod
+    def over(
+        cls, plan: Callable[[], Plan], repositories: Repositories, *, kubeconfig: str | None = None
+    ) -> ReportSource:
+        """The source the bot serves: waves and timings from migratebot's database."""
+        timings = repositories.timings
+        return cls(
+            plan,
+            waves=repositories.migrations.waves,
+            timings=lambda wave_id: (timings.nodes(wave_id), timings.pods(wave_id)),
+            kubeconfig=kubeconfig,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            adapters, self._adapters = self._adapters, {}
+        for kube, _ in adapters.values():
+            kube.close()
+
+    # ---- which wave ------------------------------------------------------------------------------
+
+    def wave(self, cluster: str | None, wave: str | None) -> WaveRef:
+        """The wave named by `wave` — its number from 1 or its name in the plan — or, with None, the
+        wave in flight or next to request. UnknownWave says which waves there are."""
+        plan = self._plan()
+        ref = resolve_wave(plan, 1, cluster)  # the cluster exists (UnknownWave names the others)
+        waves = plan.waves_for(ref.cluster.name)
+        listed = ", ".join(f"{i} ({w.name})" for i, w in enumerate(waves, start=1))
+        if wave is None:
+            return resolve_wave(plan, self._current(ref.cluster.name, len(waves)), ref.cluster.name)
+        if wave.isascii() and wave.isdigit():
+            number = int(wave)
+            if 1 <= number <= len(waves):
+                return resolve_wave(plan, number, ref.cluster.name)
+            raise UnknownWave(
+                f"there is no wave {number} in cluster {ref.cluster.name}'s plan: it has {len(waves)} "
+                f"wave(s), {listed} — ask for one of those by number or name"
+            )
+        for number, candidate in enumerate(waves, start=1):
+            if candidate.name == wave:
+                return resolve_wave(plan, number, ref.cluster.name)
+        raise UnknownWave(
+            f"there is no wave named {wave!r} in cluster {ref.cluster.name}'s plan: it has {listed} — "
+            "ask for one of those by number or name"
+        )
+
+    def _current(self, cluster: str, count: int) -> int:
+        if self._waves is None:
+            return 1
+        for wave in self._waves(cluster):
+            if wave.state not in _DONE and 1 <= wave.index <= count:
+                return wave.index
+        return count
+
+    # ---- the reports -------------------------------------------------------------------------------
+
+    def reports(self, ref: WaveRef) -> WaveReports:
+        """Readiness and security from one gathering."""
+        kube, aws = self._adapters_of(ref.cluster)
+        ready, secure = self._reading(
+            ref, lambda: wave_reports(self._plan(), ref.number, kube, aws, cluster=ref.cluster.name)
+        )
+        return WaveReports(ready, secure)
+
+    def readiness(self, ref: WaveRef) -> Readiness:
+        kube, aws = self._adapters_of(ref.cluster)
+        return self._reading(
+            ref, lambda: readiness_report(self._plan(), ref.number, kube, aws, cluster=ref.cluster.name)
+        )
+
+    def security(self, ref: WaveRef) -> SecurityReport:
+        kube, aws = self._adapters_of(ref.cluster)
+        return self._reading(
+            ref, lambda: security_report(self._plan(), ref.number, kube, aws, cluster=ref.cluster.name)
+        )
+
+    def results(self, ref: WaveRef, wave_id: int) -> Results:
+        """A finished wave's results: the timings the engine recorded for it, beside the launch → Ready
+        times of the AL2 nodes Karpenter launched that the cluster still runs (the AL2 baseline)."""
+        nodes, pods = self._timings(wave_id) if self._timings is not None else ((), ())
+        try:
+            kube, _ = self._adapters_of(ref.cluster)
+            baseline = self._reading(ref, lambda: al2_baseline(kube))
+        except ReportFailed as error:
+            # The wave's own figures stand without it; the comparison says the baseline is unknown.
+            log.warning("no AL2 baseline for the results of %s: %s", ref.wave.name, error)
+            baseline = []
+        recorded_al2 = [n for n in nodes if n.os_family.lower() == "al2"]
+        return results_report(
+            self._plan(),
+            ref.number,
+            nodes,
+            pods,
+            al2_baseline=[*recorded_al2, *baseline],
+            cluster=ref.cluster.name,
+        )
+
+    def _adapters_of(self, cluster: Cluster) -> tuple[KubeAdapter, AwsAdapter]:
+        with self._lock:
+            opened = self._adapters.get(cluster.name)
+            if opened is None:
+                try:
+                    opened = self._open(cluster)
+                except AdapterError as error:  # KubeConfigError names the file, context and fix
+                    raise ReportFailed(f"cluster {cluster.name} can't be reached: {error}") from error
+                self._adapters[cluster.name] = opened
+            return opened
+
+    def _reading(self, ref: WaveRef, read: Callable[[], _T]) -> _T:
+        try:
+            return read()
+        except AdapterError as error:
+            raise ReportFailed(
+                f"could not read cluster {ref.cluster.name} or its AWS account: {error}"
+            ) from error
+
+
+def al2_baseline(kube: KubeAdapter) -> list[NodeTiming]:
+    """Launch → Ready of the AL2 nodes Karpenter launched (their NodeClaim's Launched condition, the
+    Node's Ready transition): one list of nodes, one of NodeClaims."""
+    launched: dict[str, dt.datetime] = {}
+    for claim in kube.list_nodeclaims():
+        node = (claim.get("status") or {}).get("nodeName")
+        at = _condition_time(claim, "Launched") or parse_time(
+            (claim.get("metadata") or {}).get("creationTimestamp")
+        )
+        if node and at is not None:
+            launched[str(node)] = at
+    out: list[NodeTiming] = []
+    for obj in kube.list_nodes():
+        info = node_from_json(obj)
+        if info.os_family is not OsFamily.AL2 or info.owner_kind is not NodeOwnerKind.KARPENTER:
+            continue
+        out.append(
+            NodeTiming(
+                info.name,
+                "al2",
+                info.instance_type or None,
+                launched.get(info.name),
+                info.created,
+                _condition_time(obj, "Ready"),
+            )
+        )
+    return out
+
+
+def _condition_time(obj: dict[str, object], kind: str) -> dt.datetime | None:
+    status = obj.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    for condition in conditions or ():
+        if (
+            isinstance(condition, dict)
+            and condition.get("type") == kind
+            and condition.get("status") == "True"
+        ):
+            return parse_time(condition.get("lastTransitionTime"))
+    return None

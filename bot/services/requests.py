@@ -26,10 +26,11 @@ from bot.domain.waves import ACTIVE, Trigger, WaveState
 from bot.domain.windows import window_status
 from bot.plan import Plan, parse_plan, plan_hash
 from bot.plan import Wave as PlanWave
+from bot.reports.glance import ReportGlance
 from bot.services.plans import register_plan
 from bot.services.waves import WaveService
 from storage.errors import AlreadyDecided, NotFound
-from storage.models import utc_now
+from storage.models import MigrationStatus, utc_now
 from storage.repositories import (
     ApprovalDecision,
     ApprovalView,
@@ -172,6 +173,9 @@ class RequestCard:
     decided_by: str | None = None
     decided_at: dt.datetime | None = None
     superseded: str | None = None
+    # The readiness verdict and security headline once computed for this request (None until then,
+    # and always when the bot can't reach the cluster).
+    reports: ReportGlance | None = None
 
     @property
     def approvers(self) -> tuple[str, ...]:
@@ -516,9 +520,17 @@ class WaveRequests:
                 f"nothing to {trigger.value}: {where} (it needs a wave {states}) — nothing was changed"
             )
         try:
-            return self._waves.fire(name, target.name, trigger, actor, payload={"delivery": delivery})
+            wave = self._waves.fire(name, target.name, trigger, actor, payload={"delivery": delivery})
         except (ConcurrentTransition, IllegalTransition) as race:
             raise RequestRefused(f"{race} — nothing was changed") from race
+        migration = self._repos.migrations.get(name)
+        if trigger is Trigger.RESUME and migration is not None and migration.status is MigrationStatus.PAUSED:
+            # A failed canary paused the whole migration with the wave: resuming the wave resumes it
+            # (as the alert's Resume button does), or no later wave would ever start.
+            self._repos.migrations.set_status(
+                name, MigrationStatus.ACTIVE, actor=actor.id, reason=f"resumed with {wave.label}"
+            )
+        return wave
 
     # ---- shared -------------------------------------------------------------------------------
 
@@ -571,10 +583,11 @@ class WaveRequests:
         plan_wave = waves[wave.index - 1]
         requested_at = wave.entered_at(WaveState.REQUESTED) or wave.updated_at
         version = wave.version if wave.state is WaveState.REQUESTED else wave.version - 1
+        ref = ref or RequestRef(wave.id, version)
         return RequestCard(
             wave=wave,
             plan_wave=plan_wave,
-            ref=ref or RequestRef(wave.id, version),
+            ref=ref,
             plan_hash=digest,
             requested_by=wave.requested_by or "",
             requested_at=requested_at,
@@ -583,6 +596,32 @@ class WaveRequests:
             approvals=approvals,
             decided_by=decided_by,
             decided_at=decided_at,
+            reports=self.report_glance(ref),
+        )
+
+    def report_glance(self, ref: RequestRef) -> ReportGlance | None:
+        """The reports' glance kept for request `ref` (beside its readiness message in the thread)."""
+        kept = self._repos.slack.message(ref.wave_id, ref.version, MessageKind.READINESS)
+        return None if kept is None else ReportGlance.from_facts(kept.facts)
+
+    def request_card(self, ref: RequestRef) -> RequestCard:
+        """Request `ref`'s card as it stands: the cycle's decisions so far and, once the request is
+        closed, when (and for a denial, by whom) — to redraw the message without losing them."""
+        plan = self.plans.current()
+        wave = self._repos.migrations.wave(ref.wave_id)
+        digest = self._bound_plan_hash(wave)
+        approvals = self._cycle_approvals(wave, ref.version, digest)
+        if wave.version == ref.version:
+            return self._card(wave, plan, digest, approvals=approvals, ref=ref)
+        deniers = [a.user_id for a in approvals if a.decision is ApprovalDecision.DENY]
+        return self._card(
+            wave,
+            plan,
+            digest,
+            approvals=approvals,
+            decided_by=deniers[-1] if wave.state is WaveState.DENIED and deniers else None,
+            decided_at=wave.updated_at,
+            ref=ref,
         )
 
 

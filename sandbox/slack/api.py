@@ -35,6 +35,7 @@ from sandbox.slack.faults import FaultKind, FaultPlan, FaultRule
 from sandbox.slack.limits import RateLimiter
 from sandbox.slack.scopes import needed_scope
 from sandbox.slack.transcript import transcript
+from sandbox.slack.ui import SlackUi
 from sandbox.slack.workspace import JSON, Workspace
 
 
@@ -109,6 +110,8 @@ class SlackApi:
         # The app's Request URL, as configured in Slack's app settings: where /admin/act sends
         # the people's signed requests.
         self.request_url: str | None = None
+        # The interactive page (ui.py), off unless asked for: it acts as anyone without a token.
+        self.ui = SlackUi(workspace, lambda: self.request_url)
         self.app = Starlette(
             routes=[
                 Route("/api/{method}", self._api, methods=["GET", "POST"]),
@@ -121,6 +124,7 @@ class SlackApi:
                 Route("/admin/faults", self._admin_faults, methods=["GET", "POST", "DELETE"]),
                 Route("/admin/app", self._admin_app, methods=["GET", "PUT"]),
                 Route("/admin/act", self._admin_act, methods=["POST"]),
+                *self.ui.routes(),
             ]
         )
 

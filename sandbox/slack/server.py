@@ -158,6 +158,22 @@ class SlackEmulator:
         self.api.limits.enabled = value
         self.api.limits.reset()
 
+    # ---- the interactive page (ui.py) ---------------------------------------------------------------
+
+    @property
+    def ui_url(self) -> str:
+        return f"{self.url}/ui"
+
+    @property
+    def serve_ui(self) -> bool:
+        """GET /ui: the workspace as a web page whose people act through signed requests to the app.
+        Off by default: the page lets whoever reaches it act as anyone."""
+        return self.api.ui.enabled
+
+    @serve_ui.setter
+    def serve_ui(self, value: bool) -> None:
+        self.api.ui.enabled = value
+
     # ---- strictness ------------------------------------------------------------------------------
 
     @property

@@ -10,7 +10,7 @@ import builtins
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -162,6 +162,16 @@ class MigrationRepository:
             migration = _migration(session, cluster)
             rows = session.scalars(select(Wave).where(Wave.migration_id == migration.id).order_by(Wave.index))
             return [WaveView.of(row, cluster) for row in rows]
+
+    def state_counts(self) -> dict[tuple[str, str], int]:
+        """How many waves each cluster has in each state, in one query: {(cluster, state): n} (/metrics)."""
+        with self._db.transaction(write=False) as session:
+            rows = session.execute(
+                select(Migration.cluster, Wave.state, func.count())
+                .join(Wave, Wave.migration_id == Migration.id)
+                .group_by(Migration.cluster, Wave.state)
+            )
+            return {(cluster, WaveState(state).value): int(n) for cluster, state, n in rows}
 
     def wave(self, wave_id: int) -> WaveView:
         with self._db.transaction(write=False) as session:

@@ -28,6 +28,11 @@ class MessageKind:
     PROGRESS = "progress"
     RESULT = "result"
     SUMMARY = "summary"
+    # The wave's reports in the request's thread (handlers/reports.py); the readiness message's facts
+    # hold the glance the request card shows.
+    READINESS = "report.readiness"
+    SECURITY = "report.security"
+    RESULTS = "report.results"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ def _settings(tmp_path: Path, **extra: object) -> Settings:
             "SLACK_SIGNING_SECRET": "secret",
             "slack_api_url": "http://127.0.0.1:9/api/",
             "plan": plan,
+            "executor": False,  # no cluster here: the Slack surface only
             **extra,
         }
     )
@@ -69,3 +70,25 @@ def test_missing_credentials_are_named(tmp_path: Path) -> None:
     settings = _settings(tmp_path).model_copy(update={"slack_signing_secret": None, "plan": None})
     with pytest.raises(ConfigurationError, match=r"SLACK_SIGNING_SECRET, --plan FILE or MIGRATEBOT_PLAN"):
         build_bot(settings)
+
+
+def test_serve_without_a_cluster_names_kubeconfig_and_the_switch_and_registers_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    settings = _settings(tmp_path, executor=True)
+    with pytest.raises(ConfigurationError) as refused:
+        build_bot(settings)
+    message = str(refused.value)
+    assert "engine and the canary" in message
+    assert "KUBECONFIG" in message and "MIGRATEBOT_EXECUTOR=off" in message, message
+    # Refused before the plan was registered: the database holds no migration.
+    from storage.db import Database
+    from storage.repositories import Repositories
+
+    database = Database(settings.resolved_database_url)
+    try:
+        assert Repositories.over(database).migrations.list() == []
+    finally:
+        database.dispose()

@@ -47,4 +47,6 @@ def test_every_flow_works_with_exactly_the_manifest_scopes(scoped_world: World) 
     assert world.slack.workspace.home_view("erin") is not None
     failed = [(c.method, c.error) for c in world.slack.calls if c.error]
     assert failed == []
-    assert world.slack.scopes_used == set(BOT_SCOPES) - NOT_FOR_WEB_API
+    # Reports (files:write) need the cluster this Slack-only world lacks: the whole demo, which uses
+    # every scope, is tests/deploy/test_demo_least_privilege.py.
+    assert world.slack.scopes_used == set(BOT_SCOPES) - NOT_FOR_WEB_API - {"files:write"}

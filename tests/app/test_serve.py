@@ -69,6 +69,7 @@ def test_serve_answers_slack_and_health_checks_and_stops_on_sigterm(
         MIGRATEBOT_HTTP_HOST="127.0.0.1",
         MIGRATEBOT_HTTP_PORT=str(port),
         MIGRATEBOT_PLAN=str(EXAMPLE_PLAN),
+        MIGRATEBOT_EXECUTOR="off",  # Slack only: this test has no cluster (the demo runs serve's executor)
     )
     server = subprocess.Popen(
         [exe, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

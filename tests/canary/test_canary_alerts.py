@@ -16,7 +16,6 @@ import boto3
 import orjson
 import pytest
 from canary_world import CLUSTER, eventually, fast_plan
-from pagerduty_receiver import PagerDutyReceiver
 from pydantic import SecretStr
 from slack_sdk import WebClient
 
@@ -25,7 +24,7 @@ from bot.adapters.kube import KubeAdapter
 from bot.adapters.slack import build_client
 from bot.app import build_bot
 from bot.canary.setup import CanaryStack, build_canary
-from bot.demo import BotServer
+from bot.demo import BotServer, move_resizer_cache
 from bot.domain.waves import Trigger, WaveState
 from bot.engine.events import EventBus
 from bot.engine.executor import Engine, EngineSettings
@@ -33,6 +32,7 @@ from bot.services.waves import WaveService
 from bot.settings import Settings
 from handlers import alerts
 from sandbox.main import Sandbox
+from sandbox.pagerduty import PagerDutyReceiver
 from sandbox.scenarios import Scenario, load_scenario
 from storage.models import MigrationStatus
 from storage.schema import upgrade
@@ -118,6 +118,13 @@ def test_a_crashing_workload_on_bottlerocket_fails_the_canary_pauses_alerts_once
             {"crash_on_bottlerocket": {"namespace": "platform-tools", "selector": "app=node-tuner"}},
         )
         assert added["added"]["crash_on_bottlerocket"]
+        # image-resizer's /usr cache would keep its pod from ever being Ready on Bottlerocket (the wave
+        # would wait in verifying): this story is about node-tuner, so the cache is moved first.
+        owner = KubeAdapter.from_kubeconfig(str(sb.kubeconfig), sb.context)
+        try:
+            move_resizer_cache(owner)
+        finally:
+            owner.close()
         slack_info = sb.info()["slack"]
         settings = Settings.model_validate(
             {
@@ -128,6 +135,7 @@ def test_a_crashing_workload_on_bottlerocket_fails_the_canary_pauses_alerts_once
                 "SLACK_SIGNING_SECRET": slack_info["signingSecret"],
                 "pagerduty_routing_key": SecretStr(pagerduty.routing_key),
                 "pagerduty_url": pagerduty.url,
+                "executor": False,  # this test composes its own canary and engine (fast timings)
             }
         )
         bot = build_bot(settings)

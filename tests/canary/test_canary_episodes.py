@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from canary_world import CLUSTER, LEAD, ONCALL, SRE, eventually, fast_plan, to_baking
-from pagerduty_receiver import PagerDutyReceiver
 
 from bot.adapters.kube import KubeAdapter
 from bot.adapters.pagerduty import PagerDuty
@@ -25,6 +24,7 @@ from bot.services.requests import PlanSource
 from bot.services.waves import WaveService
 from sandbox.kube import SandboxServer
 from sandbox.kube.fixtures import tiny_cluster
+from sandbox.pagerduty import PagerDutyReceiver
 from storage.db import Database
 from storage.models import MigrationStatus
 from storage.repositories import Repositories

@@ -88,17 +88,31 @@ def test_the_demo_plays_the_slack_story_and_status_and_audit_show_it(migratebot:
     # The migration channel's transcript: the request, edited in place once a team lead approved it,
     # and the ephemeral answers — the requester's own approval refused.
     transcript = out[out.index("#eks-migration transcript") :]
-    assert "Wave 1 (stateless-web) approved" in transcript
+    # The card is redrawn when the reports arrive (the wave is executing by then): who approved stays.
+    assert "*Readiness: READY WITH WARNINGS*" in transcript and "*Security:* AL2 (10 node(s))" in transcript
     assert "@alice asks a team lead to approve" in transcript
     assert "*Approved* by @carol" in transcript
     assert "(only visible to @alice):\n  ⛔ U0SRE00001 can't approve wave 1" in transcript
     assert "(only visible to @carol):\n  You approved wave 1 (stateless-web)" in transcript
     assert "audit log: " in out and "events, chain intact" in out
+    # Every wave ran through serve's engine and canary; wave 2's canary failed on fluent-bit, paused the
+    # migration and paged on-call, who acknowledged and resumed; wave 3's do-not-disrupt hold was lifted.
+    for index in (1, 2, 3):
+        assert f"database: wave {index} " in out
+    assert out.count(") is completed") == 3
+    assert "is canary_failed" in out and "database: migration sandbox-demo is paused" in out
+    assert "PagerDuty: incident triggered" in out and "PagerDuty: incident acknowledged" in out
+    assert "You acknowledged the alert on wave 2 (karpenter-general)" in out
+    assert "Done: wave 2 (karpenter-general) is now *baking* (resume by <@U0ONCALL01>)" in out
+    assert "You resumed wave 3 (batch-and-data): it is executing" in out
+    alerts = out[out.index("#eks-alerts transcript") :]
+    assert "Canary failed on wave 2 (karpenter-general)" in alerts and "Acknowledged by @erin" in alerts
+    assert "crashloop" in transcript and "Canary run on wave 2 (karpenter-general): *fail*" in transcript
     assert (
         out.rstrip()
         .splitlines()[-1]
         .startswith(
-            "demo: wave 1 (stateless-web) approved by U0LEAD0001; 1 of 3 waves completed, 14 AL2 nodes left"
+            "demo: wave 1 (stateless-web) approved by U0LEAD0001; 3 of 3 waves completed, 0 AL2 nodes left"
         )
     )
     # The demo's own database; the default one is never created by the demo.

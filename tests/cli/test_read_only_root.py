@@ -60,12 +60,13 @@ echo $(ls {data})
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=360,  # the demo plays the whole 3-wave story (~1.5 min here, more under load)
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("chain intact") == 2  # the default database and the demo's
     written = result.stdout.strip().splitlines()[-1].split()
     assert "migratebot.db" in written and "demo.db" in written
-    # The databases, their WAL files and the demo's plan copy, nothing else (the sandbox's
-    # kubeconfig goes to TMPDIR, then away).
-    assert all(name.startswith(("migratebot.db", "demo.db", "demo-plan.yaml")) for name in written), written
+    # The databases, their WAL files, the demo's plan copy and the bot's kubeconfig for the sandbox,
+    # nothing else (the sandbox's own kubeconfig goes to TMPDIR, then away).
+    demo_files = ("migratebot.db", "demo.db", "demo-plan.yaml", "demo-kubeconfig")
+    assert all(name.startswith(demo_files) for name in written), written

@@ -8,6 +8,10 @@ Pure helpers, plus one recorder:
   call used.
 - `CallRecorder`: botocore's public event hook (`before-parameter-build`) on a boto3 Session handed to
   `AwsAdapter(session=...)`: every API request the adapter's clients send, every page included.
+- `recording_every_session(recorder, caller=...)`: the same hook on every botocore session created in
+  the block (botocore registers its built-in handlers on each new session), keeping only the calls
+  made from one module's code — the bot's own `AwsAdapter(region)` instances, built deep inside
+  `migratebot serve`'s composition, beside the sandbox's own boto3 clients in the same process.
 - `operations_in_source(path)`: every boto3 operation a module's code names (`self._ec2.describe_images(`,
   `get_paginator("describe_instances")`), read from its syntax tree, with no run at all.
 """
@@ -17,13 +21,17 @@ from __future__ import annotations
 import ast
 import fnmatch
 import json
+import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import boto3
+import botocore.handlers
 import botocore.session
 from botocore import xform_name
 
@@ -56,10 +64,14 @@ class Call:
 @dataclass(frozen=True)
 class PolicyCoverage:
     denied: tuple[Call, ...]  # calls no Allow statement covers
-    unused: tuple[str, ...]  # granted actions no call used
+    unused: tuple[str, ...]  # granted actions no call used, and not excused
+    excused: tuple[tuple[str, str], ...] = ()  # (action, why): unused here, needed on another path
+    stale_excuses: tuple[str, ...] = ()  # excuses for actions that were used, or are not granted
 
     def report(self) -> str:
         lines = [f"  denied: {c}" for c in self.denied] + [f"  unused: {a}" for a in self.unused]
+        lines += [f"  stale excuse: {s}" for s in self.stale_excuses]
+        lines += [f"  excused: {a}: {why}" for a, why in self.excused]
         return "\n".join(lines) or "every call allowed, every grant used"
 
 
@@ -143,12 +155,27 @@ def granted_actions(policy: Mapping[str, Any]) -> set[str]:
     return {a for s in policy["Statement"] for a in _listed(s["Action"])}
 
 
-def policy_coverage(policy: Mapping[str, Any], calls: Iterable[Call]) -> PolicyCoverage:
+def policy_coverage(
+    policy: Mapping[str, Any], calls: Iterable[Call], *, needed_elsewhere: Mapping[str, str] | None = None
+) -> PolicyCoverage:
+    """`needed_elsewhere`: action → why these calls may leave it unused (the path and the test that
+    takes it). Naming an action the calls did use, or one the policy does not grant, is reported."""
     calls = sorted(set(calls))
     denied = tuple(c for c in calls if not all(allows(policy, c.action, r) for r in c.resources))
     used = {c.action.lower() for c in calls}
-    unused = tuple(sorted(a for a in granted_actions(policy) if a.lower() not in used))
-    return PolicyCoverage(denied, unused)
+    excuses = {a.lower(): (a, why) for a, why in (needed_elsewhere or {}).items()}
+    granted = {a.lower() for a in granted_actions(policy)}
+    idle = sorted(a for a in granted_actions(policy) if a.lower() not in used)
+    return PolicyCoverage(
+        denied,
+        unused=tuple(a for a in idle if a.lower() not in excuses),
+        excused=tuple(excuses[a.lower()] for a in idle if a.lower() in excuses),
+        stale_excuses=tuple(
+            f"{a}: {'used by these calls' if key in used else 'not granted'}"
+            for key, (a, _) in excuses.items()
+            if key in used or key not in granted
+        ),
+    )
 
 
 def load_policy(path: Path) -> JSON:
@@ -163,11 +190,16 @@ class CallRecorder:
     session = recorder.attach(boto3.session.Session(...))
     AwsAdapter(region, session=session).describe_nodegroup(...)
     recorder.calls  # [Call("eks", "DescribeNodegroup", ("arn:aws:eks:…:nodegroup/c/ng/*",))]
+
+    `caller`: record only calls made (anywhere up the stack) from code of that module, e.g.
+    "bot.adapters.aws.client"; the other calls are counted in `ignored`.
     """
 
-    def __init__(self, region: str, account: str) -> None:
+    def __init__(self, region: str, account: str, *, caller: str | None = None) -> None:
         self.region = region
         self.account = account
+        self.caller = caller
+        self.ignored = 0
         self._lock = threading.Lock()
         self._calls: list[Call] = []
 
@@ -178,6 +210,10 @@ class CallRecorder:
         return session
 
     def _record(self, model: Any, params: Mapping[str, Any], **_: Any) -> None:
+        if self.caller is not None and not _called_from(self.caller):
+            with self._lock:
+                self.ignored += 1
+            return
         service = model.service_model.service_name
         call = Call(
             service, model.name, resource_arns(service, model.name, params, self.region, self.account)
@@ -189,6 +225,31 @@ class CallRecorder:
     def calls(self) -> list[Call]:
         with self._lock:
             return list(self._calls)
+
+
+def _called_from(module: str) -> bool:
+    """Whether code of `module` is anywhere on the calling thread's stack."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == module:
+            return True
+        frame = frame.f_back
+    return False
+
+
+@contextmanager
+def recording_every_session(recorder: CallRecorder) -> Iterator[CallRecorder]:
+    """Attach `recorder` to every botocore session created inside the block: a boto3 Session built
+    with no botocore session of its own (boto3's default chain, as `AwsAdapter(region)` does) gets
+    botocore's BUILTIN_HANDLERS registered on its fresh event emitter. The hook only reads the
+    operation and its parameters; nothing the client sends or receives changes. Sessions created
+    before the block are not recorded — give `recorder` a `caller` to keep only the bot's calls."""
+    builtin = botocore.handlers.BUILTIN_HANDLERS
+    botocore.handlers.BUILTIN_HANDLERS = [*builtin, ("before-parameter-build", recorder._record)]
+    try:
+        yield recorder
+    finally:
+        botocore.handlers.BUILTIN_HANDLERS = builtin
 
 
 def operations_in_source(path: Path) -> set[tuple[str, str]]:

@@ -3,12 +3,15 @@ on, and grants nothing else.
 
 Two records of the calls: the adapter's source (every boto3 operation bot/adapters/aws/client.py
 names), and a run of every AwsAdapter method against the sandbox's AWS (moto over HTTP) recorded
-through botocore's own event hook. The full demo's record goes through the same iam_coverage helpers.
+through botocore's own event hook. Adapter methods no bot code calls are not granted (NOT_GRANTED):
+the policy refuses them. That the whole demo needs every grant, and is refused nothing, is
+test_demo_least_privilege.py's assertion, through the same iam_coverage helpers.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,12 +38,37 @@ POLICY = load_policy(REPO / "docs" / "iam-policy.json")
 CLUSTER = "iam"
 BOTTLEROCKET_AMI = "/aws/service/bottlerocket/aws-k8s-1.31/x86_64/latest/image_id"
 
+# AwsAdapter methods no bot code calls, so the policy does not grant their actions: method → action.
+# When bot code starts calling one, grant its action (with a statement saying why) and drop it here.
+NOT_GRANTED: dict[str, str] = {
+    # Karpenter resolves the EC2NodeClass's AMI alias itself; the bot never reads SSM.
+    "get_parameter": "ssm:GetParameter",
+    # The plan names its waves' node groups; the bot never lists a cluster's.
+    "list_nodegroups": "eks:ListNodegroups",
+}
 
-def test_the_policy_grants_exactly_the_actions_the_adapter_names() -> None:
+
+def test_the_policy_grants_exactly_the_actions_the_adapter_names_that_bot_code_calls() -> None:
     named = actions_of(operations_in_source(Path(inspect.getfile(aws_client))))
+    wanted = named - set(NOT_GRANTED.values())
     granted = granted_actions(POLICY)
-    assert sorted(named - granted) == [], "the adapter calls these and the policy does not allow them"
-    assert sorted(granted - named) == [], "the policy grants these and no adapter code calls them"
+    assert sorted(wanted - granted) == [], "the adapter calls these and the policy does not allow them"
+    assert sorted(granted - wanted) == [], "the policy grants these and no adapter code calls them"
+
+
+def test_no_bot_code_calls_the_adapter_methods_the_policy_does_not_grant() -> None:
+    callers = {
+        f"{path.relative_to(REPO)}: {method}"
+        for root in ("bot", "handlers")
+        for path in (REPO / root).rglob("*.py")
+        if path.parent.name != "aws" or path.parent.parent.name != "adapters"
+        for method in NOT_GRANTED
+        if re.search(rf"\.{method}\(", path.read_text())
+    }
+    assert sorted(callers) == [], (
+        "bot code now calls these AwsAdapter methods: grant their actions in docs/iam-policy.json "
+        "(docs/operations.md's IAM table too) and remove them from NOT_GRANTED"
+    )
 
 
 def test_operation_names_map_to_iam_actions() -> None:
@@ -50,7 +78,9 @@ def test_operation_names_map_to_iam_actions() -> None:
 
 
 def test_resources_are_scoped_where_aws_allows_it() -> None:
-    assert allows(POLICY, "ssm:GetParameter", f"arn:aws:ssm:us-west-2::parameter{BOTTLEROCKET_AMI}")
+    assert allows(
+        POLICY, "iam:GetInstanceProfile", "arn:aws:iam::123456789012:instance-profile/eks-node-shop"
+    )
     assert not allows(
         POLICY, "ssm:GetParameter", "arn:aws:ssm:us-west-2:123456789012:parameter/prod/db-password"
     )
@@ -99,13 +129,12 @@ def test_every_adapter_call_against_the_sandbox_is_allowed_and_every_grant_is_us
     assert template is not None
     role = world.node_role_arn.rsplit("/", 1)[-1]
 
+    images = sorted({i["ImageId"] for i in instances})
     calls: dict[str, Callable[[], object]] = {
         "describe_nodegroup": lambda: adapter.describe_nodegroup(CLUSTER, "shop"),
-        "list_nodegroups": lambda: adapter.list_nodegroups(CLUSTER),
         "scale_nodegroup": lambda: adapter.scale_nodegroup(CLUSTER, "shop", desired=2),
         "describe_instances": lambda: instances,
-        "describe_images": lambda: adapter.describe_images([adapter.get_parameter(BOTTLEROCKET_AMI)]),
-        "get_parameter": lambda: adapter.get_parameter(BOTTLEROCKET_AMI),
+        "describe_images": lambda: adapter.describe_images(images),
         "describe_volumes": lambda: adapter.describe_volumes(volumes),
         "describe_security_groups": lambda: adapter.describe_security_groups(
             [world.cluster_security_group_id]
@@ -117,20 +146,37 @@ def test_every_adapter_call_against_the_sandbox_is_allowed_and_every_grant_is_us
         "role_policy_documents": lambda: adapter.role_policy_documents(role),
         "delete_nodegroup": lambda: adapter.delete_nodegroup(CLUSTER, "shop"),  # last: it is gone after
     }
+    not_granted: dict[str, Callable[[], object]] = {
+        "get_parameter": lambda: adapter.get_parameter(BOTTLEROCKET_AMI),
+        "list_nodegroups": lambda: adapter.list_nodegroups(CLUSTER),
+    }
+    assert not_granted.keys() == NOT_GRANTED.keys()
     public = {n for n, m in inspect.getmembers(AwsAdapter, inspect.isfunction) if not n.startswith("_")}
-    assert sorted(public - calls.keys()) == [], "add the new AwsAdapter method to `calls` here"
+    assert sorted(public - calls.keys() - not_granted.keys()) == [], (
+        "add the new AwsAdapter method to `calls` here"
+    )
     for call in calls.values():
         call()
-
     recorded = recorder.calls
-    assert volumes and {c.operation for c in recorded} >= {
-        "DescribeVolumes",
-        "ListFindings",
-        "GetPolicyVersion",
-    }
+    for call in not_granted.values():
+        call()
+    refused = recorder.calls[len(recorded) :]
+
+    assert (
+        volumes
+        and images
+        and {c.operation for c in recorded}
+        >= {
+            "DescribeVolumes",
+            "ListFindings",
+            "GetPolicyVersion",
+            "GetRolePolicy",
+        }
+    )
     coverage = policy_coverage(POLICY, recorded)
     assert coverage.denied == (), coverage.report()
     assert coverage.unused == (), coverage.report()
+    assert {c.action for c in policy_coverage(POLICY, refused).denied} == set(NOT_GRANTED.values())
 
 
 def test_a_call_outside_the_policy_is_reported_denied() -> None:
@@ -143,3 +189,19 @@ def test_a_call_outside_the_policy_is_reported_denied() -> None:
         "ec2:TerminateInstances on *",
         "ssm:GetParameter on arn:aws:ssm:us-west-2:123456789012:parameter/prod/db-password",
     ]
+
+
+def test_an_action_another_path_needs_is_excused_and_a_stale_excuse_is_reported() -> None:
+    calls = [Call("iam", "GetPolicy", ("arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",))]
+    coverage = policy_coverage(
+        POLICY,
+        calls,
+        needed_elsewhere={
+            "iam:GetRolePolicy": "inline policies only",
+            "iam:GetPolicy": "stale: it was called",
+            "ssm:GetParameter": "stale: not granted",
+        },
+    )
+    assert coverage.excused == (("iam:GetRolePolicy", "inline policies only"),)
+    assert "iam:GetRolePolicy" not in coverage.unused and "ec2:DescribeInstances" in coverage.unused
+    assert coverage.stale_excuses == ("iam:GetPolicy: used by these calls", "ssm:GetParameter: not granted")

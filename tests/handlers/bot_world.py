@@ -184,6 +184,7 @@ class WorldFactory:
                     "SLACK_SIGNING_SECRET": slack.signing_secret,
                     "slack_api_url": slack.api_url,
                     "plan": plan_file,
+                    "executor": False,  # Slack only: no cluster in this world
                 }
             )
             with BotServer(build_bot(settings)) as server:

@@ -49,7 +49,8 @@ def _request_then_approve(world: World) -> None:
     # Opaque ids only: the wave's id and version, nothing about people or the plan.
     assert set(values.values()) == {"w1.v2"}
     shown = world.slack.transcript(MIGRATION)
-    assert "managed_node_groups=ng-web" in shown and "arrives with the reports issue" in shown
+    # This world has no cluster: the request says the reports need it instead of showing a verdict.
+    assert "managed_node_groups=ng-web" in shown and "the reports need the cluster" in shown
     assert world.waves()["stateless-web"] == "requested"
 
     refused = people["alice"].click(channel=MIGRATION, ts=request["ts"], action_id="wave_request.approve")
@@ -322,10 +323,15 @@ def test_status_plan_audit_help_and_the_capabilities_still_to_come(world: World)
     assert plan_hash in world.wait_for_ephemeral("alice", 3)[-1]
     alice.command("/migrate", "audit 3", channel="eks-migration")
     assert "last 3 audit events" in world.wait_for_ephemeral("alice", 4)[-1]
-    for verb in ("preview", "rollback 1", "readiness 2", "security", "canary run"):
+    for verb in ("preview", "rollback 1", "canary run"):
         alice.command("/migrate", verb, channel="eks-migration")
-    later = world.wait_for_ephemeral("alice", 9)[-5:]
+    later = world.wait_for_ephemeral("alice", 7)[-3:]
     assert all("arrives with" in a and "Nothing was done" in a for a in later)
+    for verb in ("readiness 2", "security"):
+        alice.command("/migrate", verb, channel="eks-migration")
+    no_cluster = world.wait_for_ephemeral("alice", 9)[-2:]
+    assert all("reports need the cluster" in a and "Nothing was done" in a for a in no_cluster), no_cluster
+    assert any("migratebot report readiness --wave 2" in a for a in no_cluster), no_cluster
     assert world.waves()["stateless-web"] == "planned"
 
 

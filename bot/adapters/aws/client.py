@@ -29,6 +29,7 @@ from bot.adapters.errors import (
     PermanentError,
     TemporaryError,
     Unauthorized,
+    report_error,
 )
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ class AwsAdapter:
         try:
             return fn()
         except Exception as e:
-            raise translate(e, what) from e
+            raise report_error("aws", translate(e, what)) from e
 
     # ---- EKS ------------------------------------------------------------------------------------
 

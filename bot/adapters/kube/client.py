@@ -8,6 +8,7 @@ needs them. Timeouts and retries are decided once, in the adapter's constructor.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -20,9 +21,14 @@ from kubernetes.client import rest
 from kubernetes.client.exceptions import ApiException
 from urllib3 import HTTPHeaderDict
 
-from bot.adapters.errors import PermanentError
+from bot.adapters.errors import PermanentError, report_error
 from bot.adapters.kube.translate import from_exception, from_response
 from bot.adapters.retry import RetryPolicy, call_with_retries
+
+
+class KubeConfigError(PermanentError):
+    """No usable kubeconfig or in-cluster configuration: the message says which and what to set."""
+
 
 JSON = dict[str, Any]
 
@@ -103,9 +109,18 @@ class KubeAdapter:
     ) -> KubeAdapter:
         """`path` None → $KUBECONFIG or ~/.kube/config; `context` None → the current context."""
         cfg = client.Configuration()
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=path, context=context, client_configuration=cfg, persist_config=False
-        )
+        # $KUBECONFIG read now, not when `kubernetes` was imported (its default is fixed at import).
+        path = path or os.environ.get("KUBECONFIG") or None
+        try:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=path, context=context, client_configuration=cfg, persist_config=False
+            )
+        except (config.ConfigException, OSError) as error:
+            where = path or "$KUBECONFIG or ~/.kube/config"
+            raise KubeConfigError(
+                f"kubeconfig {where}{f' context {context}' if context else ''}: {error} — point "
+                "KUBECONFIG at a kubeconfig with that context (`kubectl config get-contexts` lists them)"
+            ) from error
         cfg.connection_pool_maxsize = pool_size
         cfg.retries = False
         return cls(client.ApiClient(cfg), name=kwargs.pop("name", context or ""), **kwargs)
@@ -113,7 +128,13 @@ class KubeAdapter:
     @classmethod
     def in_cluster(cls, *, pool_size: int = 32, **kwargs: Any) -> KubeAdapter:
         cfg = client.Configuration()
-        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        try:
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        except config.ConfigException as error:
+            raise KubeConfigError(
+                f"in-cluster Kubernetes config: {error} — inside a pod the service account token must "
+                "be mounted (automountServiceAccountToken: true); outside one, set KUBECONFIG"
+            ) from error
         cfg.connection_pool_maxsize = pool_size
         cfg.retries = False
         return cls(client.ApiClient(cfg), name=kwargs.pop("name", "in-cluster"), **kwargs)
@@ -121,7 +142,9 @@ class KubeAdapter:
     @staticmethod
     def contexts(path: str | None = None) -> list[str]:
         """The context names of a kubeconfig, for one adapter per cluster."""
-        contexts, _active = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
+        contexts, _active = config.list_kube_config_contexts(
+            config_file=path or os.environ.get("KUBECONFIG") or None
+        )  # type: ignore[no-untyped-call]
         return [str(c["name"]) for c in contexts]
 
     def acting_as(self, identity: Identity | None) -> KubeAdapter:
@@ -179,14 +202,14 @@ class KubeAdapter:
             )
             response.read()  # type: ignore[no-untyped-call]
         except Exception as e:
-            raise from_exception(e, what, eviction=eviction) from e
+            raise report_error("kube", from_exception(e, what, eviction=eviction)) from e
         if not 200 <= response.status <= 299:
             # The client's own exception for this answer, so ours is raised `from` it like any other.
             cause = ApiException(http_resp=response)
             error = from_response(response.status, response.data, response.headers, what, eviction=eviction)
             if response.status == 410:
-                raise Expired(error.message, status=410, reason=error.reason) from cause
-            raise error from cause
+                error = Expired(error.message, status=410, reason=error.reason)
+            raise report_error("kube", error) from cause
         return orjson.loads(response.data) if response.data else None
 
     def request(

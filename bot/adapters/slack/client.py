@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.errors import (
@@ -18,6 +22,7 @@ from bot.adapters.errors import (
     PermanentError,
     TemporaryError,
     Unauthorized,
+    report_error,
 )
 
 SLACK_API_URL = "https://slack.com/api/"
@@ -57,6 +62,8 @@ def build_client(
         base_url=base_url or SLACK_API_URL,
         timeout=timeout,
         retry_handlers=[
+            # First, and never retrying: it sees every answer and every failure, retried or not.
+            ReportErrors(),
             AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
             AsyncServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
             AsyncConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
@@ -69,19 +76,54 @@ def translate(error: Exception, method: str) -> AdapterError:
     if isinstance(error, SlackApiError):
         code = str(error.response.get("error", "")) if error.response is not None else ""
         status = error.response.status_code if error.response is not None else None
-        message = f"Slack {method} failed: {code or status}"
-        if code in _NOT_FOUND:
-            return NotFound(message, status=status, reason=code)
-        if code in _FORBIDDEN:
-            return Forbidden(message, status=status, reason=code)
-        if code in _UNAUTHORIZED:
-            return Unauthorized(message, status=status, reason=code)
-        if code in _TEMPORARY or (status is not None and (status == 429 or status >= 500)):
-            retry_after = error.response.headers.get("retry-after") if error.response is not None else None
-            return TemporaryError(
-                message, status=status, reason=code, retry_after=float(retry_after) if retry_after else None
-            )
-        if code in {"invalid_blocks", "invalid_arguments", "msg_too_long", "invalid_thread_ts"}:
-            return Invalid(message, status=status, reason=code)
-        return PermanentError(message, status=status, reason=code)
+        retry_after = error.response.headers.get("retry-after") if error.response is not None else None
+        return classify(f"Slack {method} failed: {code or status}", code, status, retry_after)
     return TemporaryError(f"Slack {method} failed: {error}")
+
+
+def classify(message: str, code: str, status: int | None, retry_after: str | None = None) -> AdapterError:
+    """An answer's Slack error code (`"error"` of an ok: false body) and HTTP status as our error."""
+    if code in _NOT_FOUND:
+        return NotFound(message, status=status, reason=code)
+    if code in _FORBIDDEN:
+        return Forbidden(message, status=status, reason=code)
+    if code in _UNAUTHORIZED:
+        return Unauthorized(message, status=status, reason=code)
+    if code in _TEMPORARY or (status is not None and (status == 429 or status >= 500)):
+        return TemporaryError(
+            message, status=status, reason=code, retry_after=float(retry_after) if retry_after else None
+        )
+    if code in {"invalid_blocks", "invalid_arguments", "msg_too_long", "invalid_thread_ts"}:
+        return Invalid(message, status=status, reason=code)
+    return PermanentError(message, status=status, reason=code)
+
+
+class ReportErrors(AsyncRetryHandler):
+    """Reports every failed Web API attempt to bot.adapters.errors' observers; retries nothing.
+
+    Most Slack failures never pass through `translate` (handlers catch slack_sdk's errors where they
+    answer people), so the client's own retry loop is the one place that sees them all."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retry_count=0)
+
+    async def can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        method = request.url.rsplit("/", 1)[-1]
+        if error is not None:
+            report_error("slack", translate(error, method))
+        elif response is not None:
+            body = response.body or {}
+            if response.status_code >= 400 or body.get("ok") is False:
+                code = str(body.get("error", ""))
+                after = response.headers.get("retry-after") or response.headers.get("Retry-After")
+                retry_after = after[0] if isinstance(after, list) else after
+                message = f"Slack {method} failed: {code or response.status_code}"
+                report_error("slack", classify(message, code, response.status_code, retry_after))
+        return False

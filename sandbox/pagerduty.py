@@ -1,5 +1,6 @@
-"""A local stand-in for PagerDuty's Events API v2 (POST /v2/enqueue): it keeps what it was sent and folds
-events into incidents by dedup key, as PagerDuty does. Starlette under uvicorn on loopback."""
+"""PagerDuty's Events API v2 (POST /v2/enqueue), emulated: it keeps what it was sent and folds events
+into incidents by dedup key, as PagerDuty does. Starlette under uvicorn on loopback. The demo and the
+canary tests point MIGRATEBOT_PAGERDUTY_URL at it (PagerDuty itself is not reachable here)."""
 
 from __future__ import annotations
 
