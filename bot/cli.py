@@ -257,8 +257,14 @@ def serve(plan_file: Path | None) -> None:
     "(http://127.0.0.1:PORT/ui): act as any person, type /migrate, click Approve; Ctrl-C stops.",
 )
 # ---- end demo --interactive ----
+@click.option(
+    "--waves",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Play the story up to this wave and stop there (default: every wave of the plan).",
+)
 @refuses_on_domain_errors
-def demo(plan_file: Path, interactive: bool) -> None:
+def demo(plan_file: Path, interactive: bool, waves: int | None) -> None:
     """Play the migration story end to end on the embedded defaults: the plan in DATA_DIR/demo.db
     (recreated each run), the sandbox, and the bot answering Slack requests and approvals.
     With --interactive, nobody is scripted: you play the people from a browser."""
@@ -270,7 +276,7 @@ def demo(plan_file: Path, interactive: bool) -> None:
     from bot.demo import play_slack_story
     from bot.services.demo import run_demo
 
-    run_demo(Settings(), plan_file, out, story=play_slack_story)
+    run_demo(Settings(), plan_file, out, story=functools.partial(play_slack_story, waves=waves))
 
 
 @main.command()

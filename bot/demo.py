@@ -475,12 +475,13 @@ def play_slack_story(
     *,
     prepare: Callable[[Sandbox], None] | None = None,
     inspect: Callable[[DemoStack], None] | None = None,
+    waves: int | None = None,
 ) -> StoryOutcome:
     """The whole migration through Slack: readiness fixes; each wave requested by an SRE, approved by a
     team lead (the requester's own approval refused), executed with live progress, baked by the
     canary; one canary failure pauses the migration and pages on-call, who acknowledges and resumes.
     `prepare(sandbox)` runs before the bot starts, `inspect(stack)` after the story, before anything
-    stops (tests read the sandbox's request log there)."""
+    stops (tests read the sandbox's request log there). `waves` stops after that many waves."""
     console.rule("sandbox")
     with demo_stack(settings, plan_file, console, prepare=prepare) as stack:
         story = Story(stack, console)
@@ -493,9 +494,10 @@ def play_slack_story(
             "from /usr (read-only on Bottlerocket) to /var/lib, fraud-scorer's do-not-disrupt lifted."
         )
         fix_demo_workloads(stack.admin)
-        waves = [w for w in bot.repositories.migrations.waves(stack.cluster)]
+        planned = bot.repositories.migrations.waves(stack.cluster)
+        played = planned[:waves] if waves is not None else planned
         completed = 0
-        for wave in waves:
+        for wave in played:
             console.rule(f"{wave.label}")
             if wave.index == 2:
                 story.break_logging_on_bottlerocket()
@@ -518,7 +520,7 @@ def play_slack_story(
             al2 = len(Inventory.build(kube).nodes_of(OsFamily.AL2))
         finally:
             kube.close()
-        last = story.wave(len(waves))
+        last = story.wave(len(played))
         if inspect is not None:
             inspect(stack)
     return StoryOutcome(
