@@ -250,6 +250,9 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=5, help="the wave's max_parallel_nodes")
     args = parser.parse_args()
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    from bench.results import Recorder, compared
+
+    recorder = Recorder("engine_waves")
     r = measure(args.time_scale, args.drain_time_scale, args.parallel)
     print(json.dumps(r, indent=2))
     print(
@@ -263,6 +266,34 @@ def main() -> int:
         "(target <= 0.5)"
     )
     print(f"measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+    scope = f"{r['nodes']} m5.4xlarge AL2 nodes, {r['pods']} pods, max_parallel_nodes {r['parallel']}"
+    recorder.emit(
+        [
+            compared(
+                "engine_waves.drain",
+                f"drain of a {r['nodes']}-node / {r['pods']}-pod wave (emulated s, clock "
+                f"{r['drain_time_scale']:g}×)",
+                r["engine_drain_s"],
+                "s",
+                "sequential `kubectl drain --ignore-daemonsets --delete-emptydir-data`, node by node",
+                r["kubectl_drain_s"],
+                at_most=0.35,
+                notes=f"{scope}; PDB violations (ground truth): {r['engine_drain_pdb_violations']}",
+            ),
+            compared(
+                "engine_waves.makespan",
+                f"wave makespan, change → every pod Ready on Bottlerocket (emulated s, clock "
+                f"{r['makespan_time_scale']:g}×)",
+                r["engine_makespan_s"],
+                "s",
+                "Karpenter's own drift with a one-node budget",
+                r["karpenter_drift_makespan_s"],
+                at_most=0.5,
+                notes=f"{scope}; PDB violations (ground truth): {r['engine_makespan_pdb_violations']}",
+            ),
+        ],
+        r,
+    )
     return 0
 
 

@@ -157,14 +157,14 @@ def _objects(nodes: int, pods: int) -> tuple[list[JSON], list[list[JSON]]]:
                 f"aws-node-{i:06x}", "kube-system", node_names[i], "10.1.0.1", ds, {"k8s-app": "aws-node"}
             )
         else:
-            rs = owners[i % deployments]
+            owner = owners[i % deployments]
             p = fixtures.pod(
-                f"{rs['metadata']['name']}-{i:06x}",
-                rs["metadata"]["namespace"],
+                f"{owner['metadata']['name']}-{i:06x}",
+                owner["metadata"]["namespace"],
                 node_names[i % nodes],
                 "10.2.0.1",
-                rs,
-                {"app": rs["metadata"]["labels"]["app"], "pod-template-hash": "6b7c8d9f5"},
+                owner,
+                {"app": owner["metadata"]["labels"]["app"], "pod-template-hash": "6b7c8d9f5"},
             )
         batch.append(p)
         if len(batch) == 10_000:
@@ -188,7 +188,10 @@ def main() -> int:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise SystemExit("kubectl is not on PATH: this benchmark compares against it")
+    from bench.results import Recorder, compared
     from sandbox.kube import SandboxServer
+
+    recorder = Recorder("inventory")
 
     t = time.monotonic()
     base, batches = _objects(args.nodes, args.pods)
@@ -233,7 +236,36 @@ def main() -> int:
             f"peak RSS {max(r for _, r in runs['kubectl']):.0f} MB"
         )
         print(f"ratio inventory / kubectl: {inv_s / kub_s:.2f}")
-        print(f"sandbox process RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        server_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"sandbox process RSS: {server_mb:.0f} MB")
+    inv_mb = max(r for _, r in runs["inventory"])
+    kub_mb = max(r for _, r in runs["kubectl"])
+    scope = (
+        f"{args.nodes:,} nodes, {args.pods:,} pods in one sandbox API server (its process: "
+        f"{server_mb:,.0f} MB RSS); best of 2 runs each, each side in its own process"
+    )
+    recorder.emit(
+        [
+            compared(
+                "inventory.time",
+                f"inventory time (nodes, pods, ReplicaSets, DaemonSets, PDBs; pages of {args.page_size:,})",
+                inv_s,
+                "s",
+                "`kubectl get pods -A -o json` (pods only)",
+                kub_s,
+                notes=scope,
+            ),
+            compared(
+                "inventory.peak_rss",
+                "inventory peak RSS",
+                inv_mb,
+                "MB",
+                "`kubectl get pods -A -o json` peak RSS",
+                kub_mb,
+            ),
+        ],
+        {"runs": runs, "sandbox_rss_mb": server_mb, "nodes": args.nodes, "pods": args.pods},
+    )
     return 0
 
 

@@ -33,15 +33,19 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    from bench.results import Figure, Recorder, compared
     from sandbox.main import Sandbox
 
+    recorder = Recorder("sandbox_scale")
+    listed: tuple[int, float, float] | None = None
     started = time.monotonic()
     with Sandbox("scale", controllers=True if args.controllers else None) as sb:
         elapsed = time.monotonic() - started
         info = sb.info()
         print(f"scale: {info['nodes']} nodes, {info['pods']} pods, controllers: {info['controllers']}")
         print(f"startup: {elapsed:.1f} s  (phases: {sb.startup_seconds})")
-        print(f"rss after start: {_rss_mb():.0f} MB (peak so far {_rss_mb('VmHWM'):.0f} MB)")
+        after_start = _rss_mb()
+        print(f"rss after start: {after_start:.0f} MB (peak so far {_rss_mb('VmHWM'):.0f} MB)")
         if args.list:
             from kubernetes import client, config
 
@@ -58,12 +62,39 @@ def main() -> int:
                 token = page["metadata"].get("continue")
                 if not token:
                     break
+            listed = (count, time.monotonic() - t, _rss_mb())
             print(
-                f"paginated list of {count} pods: {time.monotonic() - t:.1f} s; "
-                f"rss {_rss_mb():.0f} MB, peak {_rss_mb('VmHWM'):.0f} MB"
+                f"paginated list of {count} pods: {listed[1]:.1f} s; "
+                f"rss {listed[2]:.0f} MB, peak {_rss_mb('VmHWM'):.0f} MB"
             )
         stopping = time.monotonic()
-    print(f"stop: {time.monotonic() - stopping:.1f} s")
+        scope = f"{info['nodes']:,} nodes, {info['pods']:,} pods, controllers: {info['controllers']}"
+    stop_s = time.monotonic() - stopping
+    peak = _rss_mb("VmHWM")
+    print(f"stop: {stop_s:.1f} s")
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in dict(sb.startup_seconds).items())
+    figures: list[Figure] = [
+        compared(
+            "sandbox_scale.startup", "`scale` sandbox start-up", elapsed, "s", notes=f"{scope}; {phases}"
+        ),
+        compared(
+            "sandbox_scale.rss_after_start", "`scale` sandbox RSS after start", after_start, "MB", limit=2048
+        ),
+        compared(
+            "sandbox_scale.peak_rss", "`scale` sandbox peak RSS of the whole run", peak, "MB", limit=2048
+        ),
+    ]
+    if listed is not None:
+        figures.append(
+            compared(
+                "sandbox_scale.list",
+                f"paginated list of {listed[0]:,} pods through the official client (limit 5,000)",
+                listed[1],
+                "s",
+                notes=f"RSS after the list {listed[2]:,.0f} MB; stop {stop_s:.1f} s",
+            )
+        )
+    recorder.emit(figures, {"info": info, "startup_seconds": dict(sb.startup_seconds), "stop_s": stop_s})
     return 0
 
 

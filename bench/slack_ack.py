@@ -2,7 +2,7 @@
 beside a bare ASGI endpoint (Starlette + uvicorn answering 200 at once) taking the same bursts in the
 same run.
 
-    python -m bench.slack_ack [--rounds 10] [--burst 50] [--load engine|synthetic] [--write]
+    python -m bench.slack_ack [--rounds 10] [--burst 50] [--load engine|synthetic]
 
 Each server runs in its own process, as `migratebot serve` does (one uvicorn worker, one event loop);
 the client runs in a process of its own, the emulated Slack (the bot's Web API calls and
@@ -18,7 +18,7 @@ step-journal writer (~50 journal_start + journal_finish pairs/s on the same SQLi
 way every command of a burst does its own work after the ack (status reads, next-wave requests,
 ephemeral answers through response_url).
 
-`--write` replaces BENCHMARKS.md's "Slack ack latency" section with this run's figures.
+The figures go to the bench's JSON result (bench/results.py); `make bench` renders BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -48,8 +48,6 @@ from sandbox.slack import WorkspaceSeed
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = ROOT / "examples" / "plan.yaml"
-BENCHMARKS = ROOT / "BENCHMARKS.md"
-SECTION = "## Slack ack latency under a burst"
 CLUSTER = "sandbox-demo"
 PEOPLE = {
     "alice": "U0SRE00001",
@@ -120,6 +118,7 @@ def serve_bot(port: int, config: dict[str, str]) -> None:
             "database_url": config["database_url"],
             "slack_api_url": config["slack_api_url"],
             "plan": Path(config["plan"]),
+            "executor": False,  # this bench runs its own engine thread (below)
         }
     ).model_copy(
         update={
@@ -478,56 +477,55 @@ def _run(
     return Figures.of(bot_ms, took["bot_max"]), Figures.of(bare_ms, took["bare_max"]), load
 
 
-def _row(name: str, f: Figures) -> str:
-    return (
-        f"| {name} | {f.samples} | {f.p50:.1f} ms | {f.p99:.1f} ms | {f.max:.1f} ms | "
-        f"{f.burst_max_median:.1f} ms |"
+def emit(recorder: Any, bot: Figures, bare: Figures, load: str, rounds: int, size: int) -> None:
+    from bench.results import compared
+
+    scope = (
+        f"{rounds} bursts of {size} concurrent signed `/migrate` slash commands at each server "
+        f"({bot.samples} acks each), {PAUSE:.0f} s apart; load: {load}"
     )
-
-
-def section(bot: Figures, bare: Figures, load: str, rounds: int, size: int, mode: str = "engine") -> str:
-    ratio = bot.p99 / bare.p99
-    burst_ratio = bot.burst_max_median / bare.burst_max_median
-    return f"""{SECTION}
-
-`python -m bench.slack_ack --rounds {rounds} --burst {size} --load {mode} --write`: {rounds} bursts of
-{size} concurrent signed `/migrate` slash commands (4 in 5 `status`, 1 in 5 `next-wave`) at each
-server, bursts {PAUSE:.0f} s apart, alternating which server goes first; the client (aiohttp) in a
-process of its own, the emulated Slack (the bot's Web API calls and response_urls) in the bench's.
-Each server runs in its own process: migratebot's ASGI app as `migratebot serve` builds it
-(Starlette, uvicorn, Bolt AsyncApp with process_before_response; slash commands acked by
-handlers/front_door.py once their signature checks out), and a bare Starlette + uvicorn endpoint
-answering 200 at once. Latency is the client's, request
-sent to answer read. The load: {load}.
-
-| server | samples | p50 | p99 | max | median of each burst's slowest |
-|---|---|---|---|---|---|
-{_row("migratebot `/slack/events`", bot)}
-{_row("reference: bare ASGI endpoint", bare)}
-| ratio | | {bot.p50 / bare.p50:.2f}× | **{ratio:.2f}×** (target ≤ {TARGET_RATIO}×) | | {burst_ratio:.2f}× |
-
-Slack's deadline is {SLACK_DEADLINE_MS:,.0f} ms: the bot's p99 is {bot.p99 / SLACK_DEADLINE_MS:.1%} of it.
-"""
-
-
-def write_section(text: str) -> None:
-    current = BENCHMARKS.read_text()
-    if SECTION in current:
-        start = current.index(SECTION)
-        rest = current[start + len(SECTION) :]
-        end = rest.find("\n## ")
-        tail = rest[end + 1 :] if end >= 0 else ""
-        current = current[:start] + text + ("\n" + tail if tail else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    BENCHMARKS.write_text(current)
+    recorder.emit(
+        [
+            compared(
+                "slack_ack.p50", "Slack ack latency p50", bot.p50, "ms", "bare ASGI endpoint p50", bare.p50
+            ),
+            compared(
+                "slack_ack.p99",
+                "Slack ack latency p99",
+                bot.p99,
+                "ms",
+                "bare ASGI endpoint p99",
+                bare.p99,
+                at_most=TARGET_RATIO,
+                notes=scope,
+            ),
+            compared(
+                "slack_ack.p99_vs_deadline",
+                "Slack ack latency p99 vs Slack's deadline",
+                bot.p99,
+                "ms",
+                "Slack's ack deadline",
+                SLACK_DEADLINE_MS,
+                at_most=1.0,
+            ),
+            compared(
+                "slack_ack.burst_max",
+                "Slack ack latency: median of each burst's slowest ack",
+                bot.burst_max_median,
+                "ms",
+                "bare ASGI endpoint, same",
+                bare.burst_max_median,
+                notes=f"max {bot.max:.1f} ms vs bare {bare.max:.1f} ms",
+            ),
+        ],
+        {"bot": dataclasses.asdict(bot), "bare": dataclasses.asdict(bare), "load": load},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--burst", type=int, default=50)
-    parser.add_argument("--write", action="store_true", help="write the figures into BENCHMARKS.md")
     parser.add_argument(
         "--load",
         choices=["engine", "synthetic"],
@@ -554,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
         serve_bot(args.port, json.loads(args.config))
         return 0
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    from bench.results import Recorder
+
+    recorder = Recorder("slack_ack")
     bot, bare, load = run(args.rounds, args.burst, args.load == "engine", args.time_scale)
     ratio = bot.p99 / bare.p99
     print(f"load: {load}")
@@ -567,9 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio p99 migratebot / bare: {ratio:.2f}x (target <= {TARGET_RATIO}x); "
         f"Slack's deadline {SLACK_DEADLINE_MS:.0f} ms"
     )
-    if args.write:
-        write_section(section(bot, bare, load, args.rounds, args.burst, args.load))
-        print(f"written to {BENCHMARKS}")
+    emit(recorder, bot, bare, load, args.rounds, args.burst)
     return 0
 
 
