@@ -465,17 +465,11 @@ class Engine:
 
         return self._step(wave, "prepare", "prepare", wave.label, run)
 
-    def _pre_provision(
-        self,
-        wave: WaveView,
-        todo: Sequence[DrainPlan],
-        nodes: Sequence[NodeInfo],
-        stop: Callable[[], bool],
-        progress: Callable[[int, int], None],
-    ) -> None:
-        """Bring the displaced pods' Bottlerocket capacity up before the first eviction, then release
-        it (bot/engine/headroom.py). In the bot's own namespace, as the bot: this is the bot's
-        housekeeping, not a change to anyone's workload. Best effort: a wave drains without it."""
+    def _pre_provision(self, wave: WaveView, todo: Sequence[DrainPlan], nodes: Sequence[NodeInfo]) -> int:
+        """Ask for the displaced pods' Bottlerocket capacity before the first eviction
+        (bot/engine/headroom.py); returns how many placeholder pods wait to be released (0: none).
+        In the bot's own namespace, as the bot: this is the bot's housekeeping, not a change to
+        anyone's workload. Best effort: a wave drains without it."""
         namespace = self.settings.headroom_namespace
 
         def run() -> JSON:
@@ -483,26 +477,32 @@ class Engine:
             if not counts:
                 return {"pods": 0}
             try:
-                wanted = headroom.create(self.kube, headroom.deployments(wave.id, namespace, counts))
+                return {"pods": headroom.create(self.kube, headroom.deployments(wave.id, namespace, counts))}
             except AdapterError as error:
                 log.warning("%s: no pre-provisioning (%s); the drain waits for Karpenter", wave.label, error)
-                return {"skipped": str(error)}
-            deadline = time.monotonic() + self.settings.headroom_timeout
-            up = 0
-            while not stop() and time.monotonic() < deadline:
-                try:
-                    up = headroom.ready(self.kube, namespace, wave.id)
-                except AdapterError as error:
-                    log.warning("%s: pre-provisioning not watched (%s)", wave.label, error)
-                    break
-                progress(up, wanted)
-                if up >= wanted:
-                    break
-                time.sleep(min(self.settings.poll_interval, 1.0))
-            return {"pods": wanted, "ready": up}
+                return {"pods": 0, "skipped": str(error)}
 
-        self._step(wave, "headroom", "pre-provision", namespace, run)
-        self._release_headroom(wave)
+        done = self._step(wave, "headroom", "pre-provision", namespace, run)
+        if self._done(wave, "headroom-release") is not None:
+            return 0
+        return int(done.get("pods") or 0)
+
+    def _release_when_up(self, wave: WaveView, wanted: int, drained: threading.Event) -> None:
+        """Release the placeholders once they all run (their nodes are up), when the drain ends, or
+        after headroom_timeout — whichever comes first."""
+        deadline = time.monotonic() + self.settings.headroom_timeout
+        while not drained.is_set() and time.monotonic() < deadline:
+            try:
+                if headroom.ready(self.kube, self.settings.headroom_namespace, wave.id) >= wanted:
+                    break
+            except AdapterError as error:
+                log.warning("%s: pre-provisioning not watched (%s)", wave.label, error)
+                break
+            drained.wait(1.0)
+        try:
+            self._release_headroom(wave)
+        except StepError as failed:  # journalled; retried before verifying
+            log.warning("%s: %s", wave.label, failed)
 
     def _release_headroom(self, wave: WaveView) -> None:
         """Delete the wave's placeholders, once (journalled); a failure is retried on the next pass."""
@@ -599,14 +599,22 @@ class Engine:
                 self._tally(wave.id, event.kind, refused.get(event.node, 0))
                 self._progress(wave, "draining", len(names), counters, total_pods, pools, None)
 
+        released = threading.Event()
+        watcher: threading.Thread | None = None
         if todo and self.settings.pre_provision:
-            nodes = [inventory.nodes[n] for n in names]
-
-            def provisioning(up: int, wanted: int) -> None:
-                phase = f"pre-provisioning ({up}/{wanted} placeholder pods placed)"
-                self._progress(wave, phase, len(names), counters, total_pods, pools, None)
-
-            self._pre_provision(wave, todo, nodes, stop, provisioning)
+            wanted = self._pre_provision(wave, todo, [inventory.nodes[n] for n in names])
+            if wanted:
+                # The drain starts now: its first round of evictions needs no room (the budgets let
+                # those pods go at once) and Karpenter launches for them and the placeholders in one
+                # batch. The placeholders are released as soon as their nodes are up, so the next
+                # rounds find empty capacity waiting instead of a ~55 s launch each.
+                watcher = threading.Thread(
+                    target=self._release_when_up,
+                    args=(wave, wanted, released),
+                    name=f"headroom-{wave.id}",
+                    daemon=True,
+                )
+                watcher.start()
         drainer = Drainer(
             kube,
             DrainSettings(
@@ -621,7 +629,12 @@ class Engine:
             budgets=inventory.budget_allowances(),
             should_stop=stop,
         )
-        results = drainer.drain(todo) if todo else []
+        try:
+            results = drainer.drain(todo) if todo else []
+        finally:
+            released.set()
+            if watcher is not None:
+                watcher.join()
         finished = True
         for result in results:
             key = f"drain:{result.node}"
