@@ -108,7 +108,14 @@ def build_operations(
     bus = EventBus()
     notifier = alerts.SlackNotifier(client, plans.latest, thread_of=messages.thread_of)  # type: ignore[arg-type]
     canary = build_canary(
-        settings, repositories, plans.latest, waves, notifier, bus=bus, lease_kube=lease_kube
+        settings,
+        repositories,
+        plans.latest,
+        waves,
+        notifier,
+        bus=bus,
+        lease_kube=lease_kube,
+        lease_duration=settings.lease_duration,
     )
 
     def watch_bake(wave: WaveView, _planned: PlanWave) -> None:

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         description="The Lease that elects the replica running the canary scheduler and the engine.",
     )
     lease_namespace: str = Field(default="migratebot", description="The Lease's namespace.")
+    lease_duration: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds a Lease holder that stopped renewing keeps it: how long a new leader waits "
+        "after the old one died (renewals every duration/7, give up after 2/3 of it).",
+    )
     pagerduty_routing_key: SecretStr | None = Field(
         default=None, description="PagerDuty Events API v2 routing key; unset means no paging."
     )
