@@ -4,9 +4,10 @@ Without it every eviction waits for Karpenter: the evicted pod goes Pending, a n
 (~55 s to Ready), the pod starts, and only then does its PodDisruptionBudget allow the next eviction —
 a wave drains at the pace of node launches. With it, placeholder pods ("headroom") that request what
 the wave's displaced pods request, each pinned to the replacement NodePool its pod will need, are
-created first; Karpenter launches their nodes in parallel; once they are Ready (or the wait runs out)
-the placeholders are deleted and the evictions start: every displaced pod finds an empty node
-waiting for it, and each PDB frees again within seconds.
+created first and the drain starts at once; Karpenter launches for the placeholders and the first
+round's evicted pods in one batch; once the placeholders all run (or the wait runs out) they are
+deleted: every later round's evicted pod finds an empty node waiting for it, and each PDB frees
+again within seconds.
 
 The placeholders are plain Deployments of the pause image in the bot's namespace, one per
 (NodePool, requests) shape, labelled with the wave; they tolerate every taint (the replacement pools
