@@ -200,14 +200,18 @@ class SlackNotifier:
         )
         self._post_in_thread(plan.channels.alerts, alert, text, broadcast=True)
 
-    def post_result(self, wave: WaveView, text: str) -> None:
+    def post_result(self, wave: WaveView, text: str, *, broadcast: bool = False) -> None:
         channel, thread_ts = self._plan().channels.migration, None
         if self._thread_of is not None:
             thread = self._thread_of(wave.id)
             channel, thread_ts = thread.channel, thread.thread_ts
         self._call(
             lambda: self._client.chat_postMessage(
-                channel=channel, text=f"[{wave.cluster}] {text}", thread_ts=thread_ts
+                channel=channel,
+                text=f"[{wave.cluster}] {text}",
+                thread_ts=thread_ts,
+                # The bake's end shows in the channel too: everyone sees a wave complete (or fail).
+                reply_broadcast=broadcast and thread_ts is not None,
             )
         )
 

@@ -78,8 +78,9 @@ class Notifier(Protocol):
 
     def post_resolved(self, alert: Alert, reason: str) -> None: ...
 
-    def post_result(self, wave: WaveView, text: str) -> None:
-        """A canary result for the wave's thread in the migration channel."""
+    def post_result(self, wave: WaveView, text: str, *, broadcast: bool = False) -> None:
+        """A canary result for the wave's thread in the migration channel (`broadcast`: the bake's
+        end, shown in the channel too)."""
 
 
 class NoNotifier:
@@ -97,7 +98,7 @@ class NoNotifier:
     def post_resolved(self, alert: Alert, reason: str) -> None:
         return None
 
-    def post_result(self, wave: WaveView, text: str) -> None:
+    def post_result(self, wave: WaveView, text: str, *, broadcast: bool = False) -> None:
         return None
 
 

@@ -278,7 +278,7 @@ class CanaryRunner:
         lines += [f"• {r.check}: {r.verdict.value} — {r.summary}" for r in outcome.results]
         text = "\n".join(lines)
         try:
-            self.desk.notifier.post_result(wave, text)
+            self.desk.notifier.post_result(wave, text, broadcast=ended)
         except Exception:
             log.exception("could not post the canary result of %s", wave.label)
 
