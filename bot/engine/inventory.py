@@ -9,8 +9,11 @@ of JSON plus the records.
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from bot.adapters.kube import Expired, KubeAdapter
@@ -26,6 +29,35 @@ from bot.engine.pods import (
 )
 
 EMPTY: tuple[PodInfo, ...] = ()
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a cluster's lists are parsed and reduced.
+
+    Parsing 100,000 pods allocates millions of dicts, which reference counting frees page by page;
+    the collector, set off by the allocations alone, would still rescan every object kept so far at
+    each full collection — half of the 14 s a wave's reports took at 100,000 pods (measured), and
+    parsing one page of 1,000 pods took 80 ms with it, 7 ms without. JSON parses into no cycles.
+    Pauses nest and overlap across threads: the last one to end turns the collector back on, if it
+    was on when the first began."""
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 @dataclass(frozen=True)
@@ -45,7 +77,8 @@ class Inventory:
     ) -> Inventory:
         for attempt in range(3):
             try:
-                return cls._build(kube, page_size, resolve_replicasets)
+                with gc_paused():
+                    return cls._build(kube, page_size, resolve_replicasets)
             except Expired:
                 # A continue token outlived its revision (a list of 100,000 pods takes seconds):
                 # start over, as kubectl's pager does.

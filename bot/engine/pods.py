@@ -183,6 +183,30 @@ def _resolve_workload(
     return kind, name
 
 
+def _controller(meta: JSON) -> tuple[str, str]:
+    controller = next((r for r in meta.get("ownerReferences") or () if r.get("controller")), None)
+    if controller is None:
+        return "", ""
+    return str(controller.get("kind", "")), str(controller.get("name", ""))
+
+
+def pod_workload(
+    obj: JSON, replicaset_owners: Mapping[tuple[str, str], tuple[str, str]] | None = None
+) -> tuple[str, str, str]:
+    """(kind, namespace, name) of a pod's workload — what `pod_from_json(obj).workload_kind/name`
+    resolve to, or ("Pod", namespace, name) without a controller — read without building the PodInfo
+    (the reports need it of every pod, the PodInfo only of the wave's)."""
+    meta = obj.get("metadata") or {}
+    namespace = str(meta.get("namespace", ""))
+    kind, cname = _controller(meta)
+    workload_kind, workload_name = _resolve_workload(
+        namespace, kind, cname, meta.get("labels") or {}, replicaset_owners
+    )
+    if workload_kind:
+        return workload_kind, namespace, workload_name
+    return "Pod", namespace, str(meta.get("name", ""))
+
+
 def pod_from_json(
     obj: JSON, replicaset_owners: Mapping[tuple[str, str], tuple[str, str]] | None = None
 ) -> PodInfo:
@@ -191,9 +215,7 @@ def pod_from_json(
     status = obj.get("status") or {}
     namespace = str(meta.get("namespace", ""))
     labels: dict[str, str] = meta.get("labels") or {}
-    controller = next((r for r in meta.get("ownerReferences") or () if r.get("controller")), None)
-    kind = str(controller.get("kind", "")) if controller else ""
-    cname = str(controller.get("name", "")) if controller else ""
+    kind, cname = _controller(meta)
     workload_kind, workload_name = _resolve_workload(namespace, kind, cname, labels, replicaset_owners)
     return PodInfo(
         namespace=namespace,

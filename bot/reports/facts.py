@@ -5,7 +5,8 @@ ReplicaSets, DaemonSets, Deployments, StatefulSets, PDBs, NodePools and EC2NodeC
 Kubernetes side — never a call per node or pod —, and on the AWS side the calls that describe the
 instances a report is about. Each pod is reduced at once to the engine's PodInfo (bot/engine/pods.py)
 and, for the first pod of each workload only, to the PodSpecFacts the compatibility scan reads: at
-100,000 pods the reports hold 100,000 small records plus one spec per workload.
+100,000 pods the reports hold 100,000 small records plus one spec per workload — or, gathered for one
+wave (`keep_pods`), the records of the wave's nodes' pods only.
 
 An AWS read that fails is not a silent default: it lands in `AwsFacts.unknown` with the reason, and
 the report says "unknown" and why.
@@ -14,7 +15,8 @@ the report says "unknown" and why.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,8 +25,16 @@ from bot.adapters.aws import AwsAdapter
 from bot.adapters.errors import AdapterError, NotFound
 from bot.adapters.kube import Expired, KubeAdapter, parse_time
 from bot.domain.quantities import byte_count, cpu_millis
-from bot.engine.inventory import Inventory, replicaset_owners
-from bot.engine.pods import JSON, NodeInfo, PodInfo, node_from_json, pdb_from_json, pod_from_json
+from bot.engine.inventory import Inventory, gc_paused, replicaset_owners
+from bot.engine.pods import (
+    JSON,
+    NodeInfo,
+    PodInfo,
+    node_from_json,
+    pdb_from_json,
+    pod_from_json,
+    pod_workload,
+)
 
 # ---- quantities -------------------------------------------------------------------------------
 
@@ -350,9 +360,11 @@ def cluster_facts_from_objects(
     nodepools: Iterable[JSON] = (),
     nodeclasses: Iterable[JSON] = (),
     observed_at: datetime | None = None,
+    pods_on: Collection[str] | None = None,
 ) -> ClusterFacts:
     """Reduce API objects to facts; `nodes` and `pods` may be generators over pages (each object is
-    reduced and dropped)."""
+    reduced and dropped). `pods_on` given, the inventory keeps only the pods on those nodes; every
+    other pod still counts for its workload (whose spec is its first pod's, wherever that runs)."""
     rs_list = list(replicasets)
     rs_owners = replicaset_owners(rs_list)
     ds_list = list(daemonsets)
@@ -365,6 +377,13 @@ def cluster_facts_from_objects(
 
     def reduce(objs: Iterable[JSON]) -> Iterable[PodInfo]:
         for obj in objs:
+            if pods_on is not None and ((obj.get("spec") or {}).get("nodeName") or "") not in pods_on:
+                # Not a pod the report lists, but maybe its workload's first: that one's spec stands
+                # for the workload's, as it would with every pod kept.
+                other = pod_workload(obj, rs_owners)
+                if other not in specs:
+                    specs[other] = pod_spec_facts(obj)
+                continue
             pod = pod_from_json(obj, rs_owners)
             key = workload_key(pod)
             if key not in specs:
@@ -413,33 +432,75 @@ def gather_cluster(
     now: datetime | None = None,
     pods: bool = True,
     on_nodes: Callable[[list[NodeInfo]], None] | None = None,
+    keep_pods: Callable[[list[NodeInfo]], Collection[str] | None] | None = None,
 ) -> ClusterFacts:
     """Everything the readiness and security reports read of one cluster, in one pass. Nodes are
     listed first and handed to `on_nodes`, so a caller can start the AWS reads for the wave's
     instances while the pods are still being listed. `pods=False` skips the pod list (the security
-    table needs none)."""
+    table needs none). `keep_pods(nodes)` names the nodes whose pods the inventory keeps (None: all);
+    the other pods are read only for their workloads.
+
+    The lists other than the pods' run on threads beside it, and the pod list reads one page ahead
+    on its own: the API server answers while this thread reduces the page before."""
     for attempt in range(3):
         try:
-            nodes = reduce_nodes(n for page in kube.node_pages(page_size=page_size) for n in page)
-            if on_nodes is not None:
-                on_nodes(nodes.records)
-            return cluster_facts_from_objects(
-                nodes=nodes,
-                replicasets=kube.list_replicasets(),
-                daemonsets=kube.list_daemonsets(),
-                deployments=kube.list_deployments(),
-                statefulsets=kube.list_statefulsets(),
-                pdbs=kube.list_pdbs(),
-                nodepools=_optional(kube.list_nodepools),
-                nodeclasses=_optional(kube.list_ec2nodeclasses),
-                pods=(p for page in kube.pod_pages(page_size=page_size) for p in page) if pods else (),
-                observed_at=now,
-            )
+            with gc_paused(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="gather") as pool:
+                try:
+                    return _gather_cluster(kube, pool, page_size, now, pods, on_nodes, keep_pods)
+                finally:
+                    pool.shutdown(wait=True, cancel_futures=True)
         except Expired:
             # A continue token outlived its revision: start over, as kubectl's pager does.
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _gather_cluster(
+    kube: KubeAdapter,
+    pool: ThreadPoolExecutor,
+    page_size: int | None,
+    now: datetime | None,
+    pods: bool,
+    on_nodes: Callable[[list[NodeInfo]], None] | None,
+    keep_pods: Callable[[list[NodeInfo]], Collection[str] | None] | None,
+) -> ClusterFacts:
+    pod_pages = _read_ahead(kube.pod_pages(page_size=page_size), pool) if pods else iter(())
+    lists = {
+        "replicasets": pool.submit(kube.list_replicasets),
+        "daemonsets": pool.submit(kube.list_daemonsets),
+        "deployments": pool.submit(kube.list_deployments),
+        "statefulsets": pool.submit(kube.list_statefulsets),
+        "pdbs": pool.submit(kube.list_pdbs),
+        "nodepools": pool.submit(_optional, kube.list_nodepools),
+        "nodeclasses": pool.submit(_optional, kube.list_ec2nodeclasses),
+    }
+    nodes = reduce_nodes(n for page in kube.node_pages(page_size=page_size) for n in page)
+    if on_nodes is not None:
+        on_nodes(nodes.records)
+    pods_on = keep_pods(nodes.records) if keep_pods is not None else None
+    listed = {name: future.result() for name, future in lists.items()}
+    return cluster_facts_from_objects(
+        nodes=nodes,
+        pods=(p for page in pod_pages for p in page),
+        observed_at=now,
+        pods_on=pods_on,
+        **listed,
+    )
+
+
+def _read_ahead(pages: Iterator[list[JSON]], pool: ThreadPoolExecutor) -> Iterator[list[JSON]]:
+    """The same pages, the next one fetched and parsed on `pool` while the caller reduces this one.
+    The first is asked for at once, before the caller reads any."""
+    ahead: Future[list[JSON] | None] = pool.submit(next, pages, None)
+
+    def read() -> Iterator[list[JSON]]:
+        nonlocal ahead
+        while (page := ahead.result()) is not None:
+            ahead = pool.submit(next, pages, None)
+            yield page
+
+    return read()
 
 
 def _optional(read: Any) -> list[JSON]:

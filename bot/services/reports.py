@@ -122,7 +122,8 @@ def _gather(
 ) -> tuple[ClusterFacts, AwsFacts | None]:
     """The cluster's facts and the wave's AWS facts. The AWS reads start as soon as the nodes are
     listed and run while the pods are listed: they need only the wave's nodes (unless the wave
-    selects by namespace, which takes the pods)."""
+    selects by namespace, which takes the pods). The inventory then keeps only the wave's nodes'
+    pods: the reports read no other (the facts serve this wave's reports only)."""
 
     def read_aws(scope: _AwsScope) -> AwsFacts | None:
         if aws is None:
@@ -149,7 +150,14 @@ def _gather(
                     pool.submit(read_aws, _aws_scope(ref, plan.target, inventory, instances=security))
                 )
 
-        gathered = gather_cluster(kube, now=_now(), pods=pods or not early, on_nodes=on_nodes)
+        def wave_node_names(nodes: list[NodeInfo]) -> frozenset[str] | None:
+            # The reports read pods only on the wave's nodes; a namespaces selector needs them all to
+            # pick the nodes.
+            return frozenset(n.name for n in wave_nodes(ref.wave, nodes)) if early else None
+
+        gathered = gather_cluster(
+            kube, now=_now(), pods=pods or not early, on_nodes=on_nodes, keep_pods=wave_node_names
+        )
         if started:
             return gathered, started[0].result()
     return gathered, read_aws(_aws_scope(ref, plan.target, gathered.inventory, instances=security))
