@@ -106,7 +106,7 @@ def build_operations(
     lease_kube: KubeAdapter,
 ) -> Operations:
     bus = EventBus()
-    notifier = alerts.SlackNotifier(client, plans.latest, thread_of=messages.thread_of)  # type: ignore[arg-type]
+    notifier = alerts.SlackNotifier(client, plans.latest, messages=messages)  # type: ignore[arg-type]
     canary = build_canary(
         settings,
         repositories,

@@ -26,8 +26,9 @@ from bot.canary.runner import CanaryRunner
 from bot.domain.errors import DomainError, Forbidden
 from bot.domain.policy import Actor
 from bot.plan import Plan
-from bot.services.requests import Thread
+from bot.services.requests import Thread, WaveMessages
 from handlers.middleware import actor_of, deps_of
+from handlers.notifier import deliver
 from handlers.replies import INTERNAL_ERROR, tell
 from storage.repositories import WaveView
 
@@ -154,12 +155,14 @@ class SlackNotifier:
         plan: Callable[[], Plan],
         *,
         thread_of: Callable[[int], Thread] | None = None,
+        messages: WaveMessages | None = None,
     ) -> None:
         self._client = client
         self._plan = plan
         # Where a wave's results go (WaveMessages.thread_of: under its request message); unset, the
         # migration channel.
-        self._thread_of = thread_of
+        self._messages = messages
+        self._thread_of = thread_of or (messages.thread_of if messages is not None else None)
 
     def _call(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return asyncio.run(work())
@@ -200,20 +203,41 @@ class SlackNotifier:
         )
         self._post_in_thread(plan.channels.alerts, alert, text, broadcast=True)
 
-    def post_result(self, wave: WaveView, text: str, *, broadcast: bool = False) -> None:
+    def post_result(self, wave: WaveView, text: str, *, final: str | None = None) -> None:
+        if final is not None and self._messages is not None:
+            self._post_final(self._messages, wave, text, final)
+            return
         channel, thread_ts = self._plan().channels.migration, None
         if self._thread_of is not None:
             thread = self._thread_of(wave.id)
             channel, thread_ts = thread.channel, thread.thread_ts
         self._call(
             lambda: self._client.chat_postMessage(
-                channel=channel,
-                text=f"[{wave.cluster}] {text}",
-                thread_ts=thread_ts,
-                # The bake's end shows in the channel too: everyone sees a wave complete (or fail).
-                reply_broadcast=broadcast and thread_ts is not None,
+                channel=channel, text=f"[{wave.cluster}] {text}", thread_ts=thread_ts
             )
         )
+
+    def _post_final(self, messages: WaveMessages, wave: WaveView, text: str, key: str) -> None:
+        """The bake's end, in the wave's thread and as one line in the channel: recorded first (the
+        notifier's reconcile posts whatever Slack has not shown, after a 5xx or a restart), then sent."""
+        thread = messages.thread_of(wave.id)
+        wanted = [
+            messages.want(wave.id, thread, f"canary.end:{key}", text=f"[{wave.cluster}] {text}", blocks=[]),
+            messages.want(
+                wave.id,
+                thread,
+                f"canary.summary:{key}",
+                text=f"[{wave.cluster}] {text.splitlines()[0]}",
+                blocks=[],
+                in_thread=False,
+            ),
+        ]
+
+        async def send() -> None:
+            for message in wanted:
+                await deliver(self._client, messages, message)
+
+        self._call(send)
 
     def _post_in_thread(self, channel: str, alert: Alert, text: str, *, broadcast: bool = False) -> None:
         where = alert.episode.channel or channel

@@ -78,9 +78,10 @@ class Notifier(Protocol):
 
     def post_resolved(self, alert: Alert, reason: str) -> None: ...
 
-    def post_result(self, wave: WaveView, text: str, *, broadcast: bool = False) -> None:
-        """A canary result for the wave's thread in the migration channel (`broadcast`: the bake's
-        end, shown in the channel too)."""
+    def post_result(self, wave: WaveView, text: str, *, final: str | None = None) -> None:
+        """A canary result for the wave's thread in the migration channel. `final` (a key, one per
+        analysis) marks the bake's end: it must not be lost — the notifier records it before posting
+        (a restart posts it then) and says it in the channel too."""
 
 
 class NoNotifier:
@@ -98,7 +99,7 @@ class NoNotifier:
     def post_resolved(self, alert: Alert, reason: str) -> None:
         return None
 
-    def post_result(self, wave: WaveView, text: str, *, broadcast: bool = False) -> None:
+    def post_result(self, wave: WaveView, text: str, *, final: str | None = None) -> None:
         return None
 
 

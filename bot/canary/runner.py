@@ -182,8 +182,17 @@ class CanaryRunner:
         outcome = evaluate(plan.canary, self._observe(plan, wave, bake, previous, now))
         run = canary.finish_run(run.id, outcome.verdict.value, outcome.as_dict())
         canary.remember_restarts(wave_id, dict(outcome.restarts))
-        phase, reason = self._decide(wave, bake, outcome, now)
-        self._tell_thread(wave, previous, outcome, phase, reason)
+        told: list[bool] = []
+
+        def announce(phase: Phase | None, reason: str) -> None:
+            # The bake's end is told before the wave moves: a kill in between re-runs the final run,
+            # which tells it again (the same message, revised), and nothing is left untold.
+            told.append(True)
+            self._tell_thread(wave, previous, outcome, phase, reason, final=f"{bake.analysis}")
+
+        phase, reason = self._decide(wave, bake, outcome, now, announce)
+        if not told:
+            self._tell_thread(wave, previous, outcome, phase, reason)
         report = RunReport(wave, run, outcome, phase, reason)
         for observer in list(self.observers):
             try:
@@ -193,7 +202,12 @@ class CanaryRunner:
         return report
 
     def _decide(
-        self, wave: WaveView, bake: BakeView, outcome: RunOutcome, now: dt.datetime
+        self,
+        wave: WaveView,
+        bake: BakeView,
+        outcome: RunOutcome,
+        now: dt.datetime,
+        announce: Callable[[Phase | None, str], None] = lambda phase, reason: None,
     ) -> tuple[Phase | None, str]:
         canary = self.repositories.canary
         if wave.state is WaveState.CANARY_FAILED or not bake.running:
@@ -210,12 +224,14 @@ class CanaryRunner:
             bake_over=now >= bake.until and len(stored) >= planned_runs(bake),
         )
         if verdict.phase in (Phase.FAILED, Phase.INCONCLUSIVE):
+            announce(verdict.phase, verdict.reason)
             canary.end_bake(wave.id, verdict.phase.value)
             self._reschedule(bake, ending=False)
             failing = [c for checks in reversed(runs) for c in checks if c.verdict is not Verdict.PASS]
             first = next((r.started_at for r in stored if r.verdict != Verdict.PASS.value), None)
             self.desk.canary_failed(wave, verdict, failing, since=first)
         elif verdict.phase is Phase.SUCCESSFUL:
+            announce(verdict.phase, verdict.reason)
             canary.end_bake(wave.id, "passed")
             self._unschedule(wave)
             try:
@@ -264,7 +280,14 @@ class CanaryRunner:
         )  # fmt: skip
 
     def _tell_thread(
-        self, wave: WaveView, previous: list[RunView], outcome: RunOutcome, phase: Phase | None, reason: str
+        self,
+        wave: WaveView,
+        previous: list[RunView],
+        outcome: RunOutcome,
+        phase: Phase | None,
+        reason: str,
+        *,
+        final: str | None = None,
     ) -> None:
         """Canary results in the wave's thread: the first run, every change of verdict, and the end."""
         last = next((r.verdict for r in reversed(previous) if r.verdict is not None), None)
@@ -278,7 +301,7 @@ class CanaryRunner:
         lines += [f"• {r.check}: {r.verdict.value} — {r.summary}" for r in outcome.results]
         text = "\n".join(lines)
         try:
-            self.desk.notifier.post_result(wave, text, broadcast=ended)
+            self.desk.notifier.post_result(wave, text, final=final if ended else None)
         except Exception:
             log.exception("could not post the canary result of %s", wave.label)
 
