@@ -273,6 +273,9 @@ async def deliver(client: AsyncWebClient, messages: WaveMessages, message: Slack
     if key in _POSTED:
         ts, channel = _POSTED[key]
         return await _deliver_now(client, messages, dataclasses.replace(message, ts=ts, channel=channel))
+    # Across replicas: only the one that claims this attempt in the database posts it.
+    if not await asyncio.to_thread(messages.claim_post, message):
+        return False
     _POSTING.add(key)
     try:
         return await _deliver_now(

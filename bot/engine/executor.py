@@ -909,12 +909,28 @@ class Engine:
                 f"{al2_left} AL2 node(s) left in the cluster",
             )
         )
-        if self.on_baking is not None:
-            self.on_baking(fresh, pw)
+        self._hand_over_bake(fresh, pw)
         return True
+
+    def _hand_over_bake(self, wave: WaveView, pw: PlanWave) -> None:
+        """Give the baking wave to whoever watches bakes (the canary), once and journalled: a crash
+        between the wave entering `baking` and the hand-over is finished on the next pass."""
+        if self.on_baking is None or self._done(wave, "bake-handover") is not None:
+            return
+        on_baking = self.on_baking
+
+        def run() -> JSON:
+            on_baking(wave, pw)
+            return {}
+
+        try:
+            self._step(wave, "bake-handover", "hand-over-bake", wave.label, run)
+        except StepError as failed:  # journalled; the next pass tries again
+            log.warning("%s: the bake was not handed over yet: %s", wave.label, failed)
 
     def _on_baking(self, wave: WaveView, should_stop: Callable[[], bool]) -> bool:
         if not self.settings.manage_bake:
+            self._hand_over_bake(wave, self.plan_wave(wave))
             return False
         pw = self.plan_wave(wave)
         since = wave.entered_at(WaveState.BAKING)

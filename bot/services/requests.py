@@ -76,6 +76,11 @@ class PlanChangedSinceRequest(RequestRefused):
 # ---- the plan, as the file says now -------------------------------------------------------------
 
 
+# How long a replica's claim on posting a message holds before another may post it: longer than a
+# post waiting out Slack's Retry-After, short enough that a dead replica's message still goes out.
+POST_CLAIM_TTL = dt.timedelta(minutes=2)
+
+
 class PlanSource:
     """The plan file, re-read when its contents change and registered in the database then, so that
     the plan hash a request or an approval is checked against is always the file's current one."""
@@ -689,6 +694,10 @@ class WaveMessages:
 
     def failed(self, message: SlackMessageView, error: str) -> None:
         self._repos.slack.failed(message.id, error)
+
+    def claim_post(self, message: SlackMessageView) -> bool:
+        """Whether this process may post the message now (no other replica is posting it)."""
+        return self._repos.slack.claim_post(message.id, message.attempts, ttl=POST_CLAIM_TTL)
 
     def pending(self, limit: int = 50) -> list[SlackMessageView]:
         """Messages Slack has not shown as wanted. A wave request whose message never got posted is

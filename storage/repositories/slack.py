@@ -94,6 +94,25 @@ class SlackRepository:
             statement = statement.on_conflict_do_nothing(index_elements=["key"]).returning(SlackDelivery.key)
             return set(session.execute(statement).scalars())
 
+    def claim_post(self, message_id: int, attempt: int, *, ttl: dt.timedelta) -> bool:
+        """True when this process may post message `message_id` for the first time (attempt number
+        `attempt`): nobody claimed that attempt, or its claimer went quiet longer than `ttl` (died
+        before it could record the post, or never got an answer). Two replicas reconciling the same
+        message never both post it."""
+        key = f"post:{message_id}:{attempt}"
+        with self._db.transaction() as session:
+            now = self._clock()
+            insert = _insert(session)
+            statement = insert(SlackDelivery).values(key=key, claimed_at=now)
+            statement = statement.on_conflict_do_nothing(index_elements=["key"]).returning(SlackDelivery.key)
+            if session.execute(statement).scalar_one_or_none() is not None:
+                return True
+            row = session.get(SlackDelivery, key, with_for_update=True)
+            if row is not None and row.claimed_at < now - ttl:
+                row.claimed_at = now
+                return True
+            return False
+
     def delivery_claimed(self, key: str) -> bool:
         with self._db.transaction(write=False) as session:
             return session.get(SlackDelivery, key) is not None

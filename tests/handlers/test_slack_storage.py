@@ -70,6 +70,19 @@ def test_a_delivery_is_claimed_once_however_many_times_it_arrives(database: Data
     assert slack.claim_delivery("Ev0001")
 
 
+def test_only_one_replica_posts_a_message_and_a_dead_claimers_post_is_taken_over(database: Database) -> None:
+    now = [dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)]
+    replica_a = Repositories.over(database, clock=lambda: now[0]).slack
+    replica_b = Repositories.over(database, clock=lambda: now[0]).slack
+    ttl = dt.timedelta(minutes=2)
+    assert replica_a.claim_post(7, 0, ttl=ttl)
+    assert not replica_b.claim_post(7, 0, ttl=ttl)  # a is posting it (or waiting out a 429)
+    assert replica_b.claim_post(7, 1, ttl=ttl)  # a's attempt failed and was recorded: the next one is free
+    now[0] += dt.timedelta(minutes=3)  # a died without recording anything
+    assert replica_b.claim_post(7, 0, ttl=ttl)
+    assert not replica_a.claim_post(7, 0, ttl=ttl)
+
+
 def test_a_wave_requested_again_collects_fresh_approvals_and_keeps_one_decision_per_person_per_request(
     database: Database,
 ) -> None:
