@@ -29,20 +29,18 @@ import os
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from bench.results import Figure, Recorder, compared
 from bot.domain.policy import Actor, Role
 from bot.domain.waves import Trigger, WaveState
 from bot.services.waves import WaveService
-from storage.db import Database
+from storage.db import Database, scratch_schema
 from storage.repositories import Repositories
 from storage.schema import upgrade
 
@@ -57,24 +55,6 @@ JSON = dict[str, Any]
 def sqlite_url() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="migratebot-bench-db-") as tmp:
         yield f"sqlite:///{Path(tmp) / 'migratebot.db'}"
-
-
-@contextmanager
-def postgres_url(base_url: str) -> Iterator[str]:
-    """A URL whose search_path is a new, empty schema; the schema is dropped afterwards."""
-    schema = f"mbb_{uuid.uuid4().hex}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-        try:
-            yield url.render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
 
 
 def _executing_waves(repos: Repositories, count: int) -> list[str]:
@@ -264,7 +244,7 @@ def main() -> int:
                 with sqlite_url() as url:
                     results[backend] = measure_backend(url, thread_counts, args.count)
             elif backend == "postgresql":
-                with postgres_url(args.postgres_url) as url:
+                with scratch_schema(args.postgres_url, "mbb") as url:
                     results[backend] = measure_backend(url, thread_counts, args.count)
             else:
                 raise SystemExit(f"unknown backend {backend!r}: sqlite or postgresql")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +41,25 @@ def unavailable(url: str | URL, error: BaseException) -> DatabaseUnavailable:
         f"can't open database {redacted_url(url)}: {first} — check MIGRATEBOT_DATABASE_URL "
         "and that the database server is running and reachable"
     )
+
+
+@contextmanager
+def scratch_schema(base_url: str, prefix: str = "mbt") -> Iterator[str]:
+    """A new, empty PostgreSQL schema for one run (tests, benchmarks, the soak): the URL whose
+    search_path is that schema; the schema is dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 class Database:

@@ -8,16 +8,14 @@ never see each other's tables; the schema is dropped afterwards.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from storage.db import Database, redacted_url
+from storage.db import Database, redacted_url, scratch_schema
 from storage.schema import upgrade
 
 POSTGRES_ENV = "MIGRATEBOT_TEST_DATABASE_URL"
@@ -56,25 +54,11 @@ def postgres_base_url() -> str:
     return base_url
 
 
-def _fresh_postgres_schema(base_url: str) -> Iterator[str]:
-    """Yield a URL whose search_path is a new empty schema; drop the schema afterwards."""
-    schema = f"mbt_{uuid.uuid4().hex}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
-
-
 @pytest.fixture
 def fresh_postgres_url(postgres_base_url: str) -> Iterator[str]:
     """A URL on PostgreSQL only, in a new empty schema (for tests that need several processes on it)."""
-    yield from _fresh_postgres_schema(postgres_base_url)
+    with scratch_schema(postgres_base_url) as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -83,7 +67,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'db' / 'migratebot.db'}"
         return
-    yield from _fresh_postgres_schema(request.getfixturevalue("postgres_base_url"))
+    with scratch_schema(request.getfixturevalue("postgres_base_url")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ import json
 import os
 import shutil
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.chaos.proxies import RoundRobinProxy, TcpProxy, free_port
@@ -26,7 +25,7 @@ from bot.services.demo import demo_plan_file
 from sandbox.main import BOT_NAMESPACE, BOT_SERVICE_ACCOUNT, Sandbox
 from sandbox.pagerduty import PagerDutyReceiver
 from sandbox.slack import SlackEmulator
-from storage.db import Database
+from storage.db import Database, scratch_schema
 from storage.repositories import Repositories
 
 JSON = dict[str, Any]
@@ -91,23 +90,6 @@ def base_environment() -> dict[str, str]:
 
 def postgres_base_url() -> str:
     return os.environ.get("MIGRATEBOT_TEST_DATABASE_URL") or POSTGRES_URL
-
-
-@contextlib.contextmanager
-def postgres_schema(base_url: str) -> Iterator[str]:
-    """A new empty schema (search_path through `options`, as tests/conftest.py isolates them); the
-    URL to reach it; dropped afterwards."""
-    schema = f"soak_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def through(url: str, proxy: TcpProxy) -> str:
@@ -185,7 +167,7 @@ def open_world(
         info = sandbox.info()
         plan_file = demo_plan_file(EXAMPLE_PLAN, workdir)
         if postgres:
-            database_url = stack.enter_context(postgres_schema(postgres_base_url()))
+            database_url = stack.enter_context(scratch_schema(postgres_base_url(), "soak"))
         else:
             database_url = f"sqlite:///{workdir / 'migratebot.db'}"
         upgrade(database_url, workdir)
