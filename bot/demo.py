@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,18 +136,8 @@ class DemoStack:
 
     def sandbox_admin(self, method: str, path: str, body: JSON | None = None) -> JSON:
         """The sandbox's admin API (faults, ground truth): what the demo's "platform team" does."""
-        request = urllib.request.Request(
-            f"{self.sandbox.admin_url}{path}",
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={
-                "Authorization": f"Bearer {self.sandbox.admin_token}",
-                "Content-Type": "application/json",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer: JSON = json.loads(response.read())
-            return answer
+        answer: JSON = self.sandbox.admin_request(method, path, body, timeout=10)
+        return answer
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ import signal
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -261,6 +262,20 @@ class Sandbox:
     @property
     def admin_url(self) -> str:
         return self.admin.url if self.admin else ""
+
+    def admin_request(
+        self, method: str, path: str, body: JSON | None = None, *, timeout: float = 30.0
+    ) -> Any:
+        """One call to the admin surface (faults, ground truth, …) with the admin token: what the
+        demo's "platform team", the soak's chaos and the tests do by hand."""
+        request = urllib.request.Request(
+            f"{self.admin_url}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
 
     @property
     def context(self) -> str:

@@ -5,10 +5,8 @@ replica is started with — exactly the variables an operator sets, nothing patc
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,18 +52,8 @@ class World:
 
     def sandbox_admin(self, method: str, path: str, body: JSON | None = None) -> JSON:
         """The sandbox's admin API (faults, ground truth)."""
-        request = urllib.request.Request(
-            f"{self.sandbox.admin_url}{path}",
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={
-                "Authorization": f"Bearer {self.sandbox.admin_token}",
-                "Content-Type": "application/json",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer: JSON = json.loads(response.read())
-            return answer
+        answer: JSON = self.sandbox.admin_request(method, path, body)
+        return answer
 
     def replica_of_pid(self, pid: int) -> Replica | None:
         return next((r for r in self.replicas if pid in r.pids), None)

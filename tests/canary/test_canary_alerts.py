@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
-import orjson
 import pytest
 from canary_world import CLUSTER, eventually, fast_plan
 from pydantic import SecretStr
@@ -58,17 +56,6 @@ def demo_with_lead_in_alerts() -> Scenario:
     return Scenario.model_validate(data)
 
 
-def admin(sb: Sandbox, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        f"{sb.admin_url}{path}",
-        method=method,
-        data=orjson.dumps(body) if body is not None else None,
-        headers={"Authorization": f"Bearer {sb.admin_token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return orjson.loads(response.read())
-
-
 def messages(slack: WebClient, channel: str) -> list[dict[str, Any]]:
     found = slack.conversations_history(channel=channel)["messages"]
     assert isinstance(found, list)
@@ -111,8 +98,7 @@ def test_a_crashing_workload_on_bottlerocket_fails_the_canary_pauses_alerts_once
         force_unreplicated=True,
     )
     with Sandbox(demo_with_lead_in_alerts(), time_scale=40) as sb:
-        added = admin(
-            sb,
+        added = sb.admin_request(
             "POST",
             "/faults",
             {"crash_on_bottlerocket": {"namespace": "platform-tools", "selector": "app=node-tuner"}},
