@@ -21,7 +21,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import uvicorn
-import yaml
 from pydantic import SecretStr
 from rich.console import Console
 
@@ -169,7 +168,11 @@ def demo_stack(
             f"{info['nodes']} nodes, {info['pods']} pods; Slack {slack.api_url}; PagerDuty {pagerduty.url}",
             markup=False,
         )
-        kubeconfig = _bot_kubeconfig(sandbox, settings.data_dir)
+        # As the bot's kubeconfig would be on an operator's machine: the plan's context, the bot's own
+        # service-account token.
+        kubeconfig = sandbox.write_bot_kubeconfig(
+            (settings.data_dir / "demo-kubeconfig").resolve(), sandbox.bot_kube_token
+        )
         environment = {**info["aws"]["env"], "KUBECONFIG": str(kubeconfig)}
         bot_settings = settings.model_copy(
             update={
@@ -199,22 +202,6 @@ def demo_stack(
                 yield DemoStack(sandbox, pagerduty, server, slack, admin, cluster)
         finally:
             admin.close()
-
-
-def _bot_kubeconfig(sandbox: Sandbox, data_dir: Path) -> Path:
-    """The sandbox's kubeconfig with the plan's context (the admin one) switched to the bot's own
-    service-account user, as the bot's kubeconfig would be on an operator's machine."""
-    config = yaml.safe_load(sandbox.kubeconfig.read_text())
-    bot_user = next(c["context"]["user"] for c in config["contexts"] if c["name"] == sandbox.bot_context)
-    for context in config["contexts"]:
-        if context["name"] == sandbox.context:
-            context["context"] = {**context["context"], "user": bot_user, "namespace": "migratebot"}
-    config["current-context"] = sandbox.context
-    path = (data_dir / "demo-kubeconfig").resolve()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        yaml.safe_dump(config, out, sort_keys=False)
-    return path
 
 
 @contextlib.contextmanager

@@ -360,6 +360,24 @@ class Sandbox:
     # ---- files ----------------------------------------------------------------------------------
 
     def _write_kubeconfig(self, path: Path) -> Path:
+        kube = self.kube_server
+        return self._kubeconfig_file(
+            path,
+            users={"sandbox-admin": kube.admin_token, "migratebot": self.bot_kube_token},
+            contexts=[(self.context, "sandbox-admin", None), (self.bot_context, "migratebot", BOT_NAMESPACE)],
+        )
+
+    def write_bot_kubeconfig(self, path: Path, token: str, *, user: str = "migratebot") -> Path:
+        """A kubeconfig as an operator's machine would give the bot: the plan's context (the cluster's
+        context name) authenticating with a service account's `token`, in the bot's namespace."""
+        return self._kubeconfig_file(
+            path, users={user: token}, contexts=[(self.context, user, BOT_NAMESPACE)]
+        )
+
+    def _kubeconfig_file(
+        self, path: Path, *, users: dict[str, str], contexts: list[tuple[str, str, str | None]]
+    ) -> Path:
+        """Contexts (name, user, namespace) on this cluster; the first is the current one. Owner-only."""
         import base64
 
         kube = self.kube_server
@@ -376,18 +394,15 @@ class Sandbox:
                     },
                 }
             ],
-            "users": [
-                {"name": "sandbox-admin", "user": {"token": kube.admin_token}},
-                {"name": "migratebot", "user": {"token": self.bot_kube_token}},
-            ],
+            "users": [{"name": name, "user": {"token": token}} for name, token in users.items()],
             "contexts": [
-                {"name": self.context, "context": {"cluster": cluster, "user": "sandbox-admin"}},
                 {
-                    "name": self.bot_context,
-                    "context": {"cluster": cluster, "user": "migratebot", "namespace": BOT_NAMESPACE},
-                },
+                    "name": name,
+                    "context": {"cluster": cluster, "user": user, **({"namespace": ns} if ns else {})},
+                }
+                for name, user, ns in contexts
             ],
-            "current-context": self.context,
+            "current-context": contexts[0][0],
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_private(path, yaml.safe_dump(config, sort_keys=False))

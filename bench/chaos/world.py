@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -94,20 +93,6 @@ def upgrade(url: str, workdir: Path) -> None:
     )
     if done.returncode != 0:
         raise RuntimeError(f"migratebot db upgrade failed: {done.stderr or done.stdout}")
-
-
-def _kubeconfig(sandbox: Sandbox, token: str, path: Path) -> Path:
-    """The sandbox's kubeconfig with the plan's context switched to a service account's token."""
-    config = yaml.safe_load(sandbox.kubeconfig.read_text())
-    config["users"].append({"name": path.stem, "user": {"token": token}})
-    for context in config["contexts"]:
-        if context["name"] == sandbox.context:
-            context["context"] = {**context["context"], "user": path.stem, "namespace": BOT_NAMESPACE}
-    config["current-context"] = sandbox.context
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        yaml.safe_dump(config, out, sort_keys=False)
-    return path
 
 
 def _service_account(sandbox: Sandbox, name: str) -> tuple[str, str]:
@@ -195,7 +180,9 @@ def open_world(
             env = {
                 **base_environment(),
                 **info["aws"]["env"],
-                "KUBECONFIG": str(_kubeconfig(sandbox, token, data_dir / f"{account}.kubeconfig")),
+                "KUBECONFIG": str(
+                    sandbox.write_bot_kubeconfig(data_dir / f"{account}.kubeconfig", token, user=account)
+                ),
                 "SLACK_BOT_TOKEN": str(slack_info["botToken"]),
                 "SLACK_SIGNING_SECRET": str(slack_info["signingSecret"]),
                 "MIGRATEBOT_SLACK_API_URL": str(slack_info["apiUrl"]),
