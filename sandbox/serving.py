@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -51,3 +53,17 @@ class ThreadedUvicorn:
                 self.server.force_exit = True
                 self._thread.join(timeout=timeout)
         self._thread = None
+
+
+@contextlib.contextmanager
+def serve_on_loopback(app: Any, *, name: str) -> Iterator[str]:
+    """`app` served on 127.0.0.1 at an ephemeral port for the `with` block; yields its base URL (the
+    local stand-ins for Prometheus and the like that tests point the bot at)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = ThreadedUvicorn(app, sock, name=name)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.stop()

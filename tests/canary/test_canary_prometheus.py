@@ -3,7 +3,6 @@ Prometheus's failures as migratebot's errors (retried when temporary)."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from bot.adapters.errors import Invalid, TemporaryError
 from bot.adapters.http import JsonHttp
 from bot.adapters.prometheus import Prometheus
 from bot.adapters.retry import RetryPolicy
-from sandbox.serving import ThreadedUvicorn
+from sandbox.serving import serve_on_loopback
 
 ALERTS = [
     {
@@ -66,14 +65,8 @@ def _vector(result: list[dict[str, Any]]) -> JSONResponse:
 @pytest.fixture
 def served() -> Iterator[tuple[FakePrometheus, str]]:
     fake = FakePrometheus()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = ThreadedUvicorn(Starlette(routes=[Route("/api/v1/query", fake.query)]), sock, name="prometheus")
-    server.start()
-    try:
-        yield fake, f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.stop()
+    with serve_on_loopback(Starlette(routes=[Route("/api/v1/query", fake.query)]), name="prometheus") as url:
+        yield fake, url
 
 
 def test_an_instant_query_gives_its_value_and_no_data_gives_none(served: tuple[FakePrometheus, str]) -> None:

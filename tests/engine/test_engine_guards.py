@@ -4,7 +4,6 @@ blocking alert holds it and says which alert, a blocking pod holds its node (kur
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from bot.domain.waves import WaveState
 from bot.engine.events import WavePaused
 from bot.engine.guards import alert_hold, must_pause_at_window_end, parse_selector, pod_hold, window_hold
 from bot.plan import parse_plan
-from sandbox.serving import ThreadedUvicorn
+from sandbox.serving import serve_on_loopback
 
 TUESDAY_NIGHT = dt.datetime(2026, 11, 24, 22, 30, tzinfo=dt.UTC)
 TUESDAY_NOON = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
@@ -82,14 +81,8 @@ class _Alerts:
 @pytest.fixture
 def prometheus() -> Iterator[tuple[_Alerts, str]]:
     fake = _Alerts()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = ThreadedUvicorn(Starlette(routes=[Route("/api/v1/query", fake.query)]), sock, name="prometheus")
-    server.start()
-    try:
-        yield fake, f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.stop()
+    with serve_on_loopback(Starlette(routes=[Route("/api/v1/query", fake.query)]), name="prometheus") as url:
+        yield fake, url
 
 
 def test_a_firing_blocking_alert_holds_an_approved_wave_until_it_resolves(
