@@ -13,10 +13,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import DomainError, Forbidden
 from bot.domain.policy import Actor
-from bot.services.requests import ForgedAction, PlanChangedSinceRequest, RequestRef, StaleRequest
+from bot.services.requests import ForgedAction, RequestOutdated, RequestRef, StaleRequest
 from handlers.ids import WaveAction
 from handlers.middleware import Deps, actor_of, deps_of
 from handlers.replies import INTERNAL_ERROR, SLACK_ERRORS, tell
+from handlers.reports import RequestReports, reading
 from handlers.requests import post_request, redraw
 from storage.repositories import ApprovalDecision
 
@@ -87,9 +88,10 @@ async def _decide(
             channel=click.channel,
             message_ts=click.message_ts,
             delivery=delivery,
+            recheck=None if deps.reports is None else deps.reports.snapshot,
         )
-    except PlanChangedSinceRequest as changed:
-        deps.metrics.inc("migratebot_refusals_total", reason="plan_changed")
+    except RequestOutdated as changed:
+        deps.metrics.inc("migratebot_refusals_total", reason=changed.reason)
         await _renew(deps, click, changed, respond, client)
         return
     except Forbidden as refusal:
@@ -117,21 +119,23 @@ async def _decide(
 
 
 async def _renew(
-    deps: Deps, click: Click, changed: PlanChangedSinceRequest, respond: AsyncRespond, client: AsyncWebClient
+    deps: Deps, click: Click, changed: RequestOutdated, respond: AsyncRespond, client: AsyncWebClient
 ) -> None:
-    """The plan changed under an open request: close the old message and post a fresh request on the
-    requester's behalf — if the new plan still lets them request waves."""
+    """The plan or the wave's readiness changed under an open request: close the old message and post
+    a fresh request (with fresh reports) on the requester's behalf — if the plan still lets them
+    request waves."""
     requests = deps.requests
     wave = changed.wave
     old = RequestRef.parse(click.value)
     if old is not None:
         card = await asyncio.to_thread(requests.card, wave.id, old.version)
-        note = "The plan changed after this request, so it can no longer be decided; a fresh request follows."
-        await redraw(client, click.channel, click.message_ts, dataclasses.replace(card, superseded=note))
+        await redraw(
+            client, click.channel, click.message_ts, dataclasses.replace(card, superseded=changed.note)
+        )
     requester = await deps.roles.actor(wave.requested_by or "")
     try:
         fresh = await asyncio.to_thread(requests.next_wave, requester, wave.cluster, delivery=None)
-        where = await post_request(deps, client, fresh)
+        where = await post_request(deps, client, reading(fresh, deps.reports))
     except DomainError as refusal:
         await tell(respond, f":warning: {changed} The request could not be renewed: {refusal}")
         return
@@ -139,4 +143,6 @@ async def _renew(
         log.warning("could not post the renewed request for %s: %s", wave.label, error)
         await tell(respond, f":warning: {changed} A fresh request is recorded but could not be posted yet.")
         return
-    await tell(respond, f":warning: {changed}. A fresh request bound to the new plan is posted in {where}.")
+    await tell(respond, f":warning: {changed}. A fresh request is posted in {where}.")
+    if deps.reports is not None:
+        await RequestReports(deps.reports, requests, deps.messages, client).post(fresh)

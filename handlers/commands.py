@@ -17,7 +17,6 @@ from bot.domain.errors import DomainError, Forbidden
 from bot.domain.policy import Actor
 from bot.domain.waves import Trigger
 from bot.plan import Plan
-from bot.reports.glance import COMPUTING
 from bot.services.requests import StaleRequest, only_cluster
 from handlers import views
 from handlers.alerts import CanaryDeps, canary_of, canary_run, canary_status
@@ -25,7 +24,7 @@ from handlers.grammar import AUDIT_DEFAULT, CanaryAction, Command, UsageError, V
 from handlers.ids import SlashCommand
 from handlers.middleware import Deps, actor_of, deps_of
 from handlers.replies import INTERNAL_ERROR, SLACK_ERRORS, tell
-from handlers.reports import RequestReports, answer
+from handlers.reports import RequestReports, answer, reading
 from handlers.requests import post_request, redraw
 from storage.repositories import WaveView
 
@@ -122,8 +121,7 @@ async def _next_wave(ask: Ask) -> None:
     card = await asyncio.to_thread(requests.next_wave, ask.actor, ask.cmd.cluster, delivery=ask.delivery)
     reports = ask.deps.reports
     try:
-        shown = card if reports is None else dataclasses.replace(card, reports=COMPUTING)
-        where = await post_request(ask.deps, ask.client, shown)
+        where = await post_request(ask.deps, ask.client, reading(card, reports))
     except SLACK_ERRORS as error:
         log.warning("could not post the request for %s: %s", card.wave.label, error)
         channel = requests.plans.latest().channels.migration

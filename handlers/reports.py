@@ -12,6 +12,7 @@ reconciliation; the readiness message's facts keep the glance the request card s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +22,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.audit import redact
 from bot.domain.errors import DomainError
 from bot.engine.events import WaveFinished
-from bot.reports.glance import failed, glance
+from bot.reports.glance import COMPUTING, failed, glance
 from bot.reports.results import Results
+from bot.reports.snapshot import snapshot
 from bot.services.reports import ReportSource, WaveRef, WaveReports, results_chart
 from bot.services.requests import RequestCard, Thread, WaveMessages, WaveRequests
 from handlers import views
@@ -63,6 +65,11 @@ async def _computed(source: ReportSource, ref: WaveRef) -> WaveReports | str:
 # ---- a wave request's reports ------------------------------------------------------------------
 
 
+def reading(card: RequestCard, source: ReportSource | None) -> RequestCard:
+    """The request as first posted: with a cluster to read, it says its reports are being read."""
+    return card if source is None else dataclasses.replace(card, reports=COMPUTING)
+
+
 @dataclass(frozen=True)
 class RequestReports:
     """What posts a request's reports: built from the listener's deps."""
@@ -98,6 +105,8 @@ class RequestReports:
             )
         else:
             kept = glance(outcome.readiness, outcome.security)
+            # Bound before it is shown: an approval is checked against the readiness people see.
+            await asyncio.to_thread(self.requests.bind_readiness, card.ref, snapshot(outcome.readiness))
             await self._show(
                 card,
                 thread,

@@ -38,6 +38,7 @@ from bot.reports.facts import AwsFacts, ClusterFacts, gather_aws, gather_cluster
 from bot.reports.readiness import Readiness, readiness
 from bot.reports.results import Results, chart_png, results
 from bot.reports.security import SecurityReport, bottlerocket_nodes, security
+from bot.reports.snapshot import ReadinessSnapshot, snapshot
 from storage.repositories import Repositories
 
 _T = TypeVar("_T")
@@ -52,6 +53,16 @@ class WaveStateView(Protocol):
 
     @property
     def state(self) -> WaveState: ...
+
+
+class RegisteredWave(Protocol):
+    """A wave as the database registered it: its cluster and its number there (storage's WaveView)."""
+
+    @property
+    def cluster(self) -> str: ...
+
+    @property
+    def index(self) -> int: ...
 
 
 class UnknownWave(DomainError, LookupError):
@@ -342,6 +353,10 @@ class ReportSource:
         return self._reading(
             ref, lambda: readiness_report(self._plan(), ref.number, kube, aws, cluster=ref.cluster.name)
         )
+
+    def snapshot(self, wave: RegisteredWave) -> ReadinessSnapshot:
+        """A registered wave's readiness as it is now, as an approval is bound to it."""
+        return snapshot(self.readiness(resolve_wave(self._plan(), wave.index, wave.cluster)))
 
     def security(self, ref: WaveRef) -> SecurityReport:
         kube, aws = self._adapters_of(ref.cluster)

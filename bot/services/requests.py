@@ -27,6 +27,7 @@ from bot.domain.windows import window_status
 from bot.plan import Plan, parse_plan, plan_hash
 from bot.plan import Wave as PlanWave
 from bot.reports.glance import ReportGlance
+from bot.reports.snapshot import ReadinessSnapshot
 from bot.services.plans import register_plan
 from bot.services.waves import WaveService
 from storage.errors import AlreadyDecided, NotFound
@@ -40,6 +41,7 @@ from storage.repositories import (
     SlackMessageView,
     WaveView,
 )
+from storage.repositories.migrations import READINESS_BOUND
 
 SYSTEM = Actor.system()
 REQUEST_POSTED = "slack.request_posted"
@@ -65,12 +67,38 @@ class OutsideChangeWindow(RequestRefused):
     """No change window is open: a wave may be requested only when it could start."""
 
 
-class PlanChangedSinceRequest(RequestRefused):
-    """The plan's hash differs from the one the request was made under: the request has expired."""
+class RequestOutdated(RequestRefused):
+    """What the request was made on has changed: the request has expired, and a fresh one is due.
+    `note` says why on the old request's message."""
+
+    note = "This request can no longer be decided; a fresh request follows."
+    reason = "outdated"
 
     def __init__(self, message: str, wave: WaveView) -> None:
         super().__init__(message)
         self.wave = wave
+
+
+class PlanChangedSinceRequest(RequestOutdated):
+    """The plan's hash differs from the one the request was made under."""
+
+    note = "The plan changed after this request, so it can no longer be decided; a fresh request follows."
+    reason = "plan_changed"
+
+
+class ReadinessChangedSinceRequest(RequestOutdated):
+    """The wave's readiness, read again for an approval, differs from the one its request showed."""
+
+    note = (
+        "The wave's readiness changed after this request, so it can no longer be decided; a fresh "
+        "request with the new readiness follows."
+    )
+    reason = "readiness_changed"
+
+
+# Reads the wave's readiness as it is now (the cluster and AWS): given to `decide` by callers that
+# can read the cluster, so an approval is checked against the readiness its request showed.
+Recheck = Callable[[WaveView], ReadinessSnapshot]
 
 
 # ---- the plan, as the file says now -------------------------------------------------------------
@@ -338,10 +366,15 @@ class WaveRequests:
         channel: str,
         message_ts: str,
         delivery: str | None = None,
+        recheck: Recheck | None = None,
     ) -> Decision:
         """Approve or deny the request `ref` as `actor`, after checking that the click came from the
         request's own message in the migration channel, that the request is still open and bound
-        to the current plan, and that `actor` may decide (team lead, not the requester)."""
+        to the current plan, and that `actor` may decide (team lead, not the requester).
+
+        With `recheck`, an approval also reads the wave's readiness again: when it differs from the
+        snapshot the request was shown with, the request expires (ReadinessChangedSinceRequest) —
+        approvals are bound to what the team lead saw. Denying needs no second look."""
         plan = self.plans.current()
         if ref is None:
             self._refuse_action(actor, "unknown", "the button's value is not a request id", channel)
@@ -383,13 +416,18 @@ class WaveRequests:
                 f"the request for {wave.label} expired at {expires_at:%H:%M} UTC — your decision was not "
                 "recorded; an SRE can request it again with `/migrate next-wave`"
             )
+        if decision is ApprovalDecision.APPROVE:
+            self._someone_answers_for(wave, plan, actor, ref.version, current)
+        snapshot_hash = wave.request_snapshot_hash
+        if decision is ApprovalDecision.APPROVE and recheck is not None:
+            snapshot_hash = self._recheck_readiness(wave, recheck)
         try:
             self._repos.approvals.record_approval(
                 wave.id,
                 user_id=actor.id,
                 decision=decision,
                 plan_hash=current,
-                snapshot_hash=wave.request_snapshot_hash,
+                snapshot_hash=snapshot_hash,
                 expires_at=expires_at,
                 cycle=ref.version,
             )
@@ -421,6 +459,64 @@ class WaveRequests:
             else "an SRE can request it again with `/migrate next-wave`"
         )
         return Decision(card, f"you {verb} {wave.label} — {follow}")
+
+    def _someone_answers_for(self, wave: WaveView, plan: Plan, actor: Actor, cycle: int, digest: str) -> None:
+        """With the plan's `impersonation:`, every change to the cluster is made in a person's name
+        (the requester's, else an approver's) and the bot has no write rights of its own: the approval
+        that lets the wave start needs one of them to have a Kubernetes identity in the plan."""
+        mapped = plan.impersonation
+        if not mapped:
+            return
+        approvers = [
+            a.user_id
+            for a in self._cycle_approvals(wave, cycle, digest)
+            if a.decision is ApprovalDecision.APPROVE
+        ]
+        if len(approvers) + 1 < plan.approvals.required:
+            return  # a later approval completes the request; it is checked then
+        if any(person in mapped for person in (wave.requested_by, actor.id, *approvers)):
+            return
+        raise RequestRefused(
+            f"{wave.label}'s changes are made in a person's name (the plan's `impersonation:`), and neither "
+            f"the requester <@{wave.requested_by}> nor you have a Kubernetes identity there — a team lead "
+            "listed under `impersonation:` approves, or add one of you to it in the plan; your approval "
+            "was not recorded"
+        )
+
+    def _recheck_readiness(self, wave: WaveView, recheck: Recheck) -> str | None:
+        """The readiness snapshot an approval is bound to: the request's, confirmed by reading the
+        wave again. A request whose reports were never read (the cluster was unreachable, or the
+        click came first) binds the approval to what is read now."""
+        bound = wave.request_snapshot_hash
+        try:
+            now = recheck(wave)
+        except DomainError as unread:
+            if bound is None:
+                return None  # neither reading exists: the request showed why, as the approval does
+            raise RequestRefused(
+                f"{wave.label}'s readiness could not be read again to check it against the request's: "
+                f"{unread} — your approval was not recorded; click Approve again once the cluster answers"
+            ) from unread
+        if bound is not None and now.digest != bound:
+            changed = now.changes_since(self._bound_readiness(wave))
+            reason = f"{wave.label}'s readiness changed since it was requested ({changed})"
+            expired = self._expire(wave, reason)
+            raise ReadinessChangedSinceRequest(f"{reason} — your approval was not recorded", expired)
+        return now.digest
+
+    def _bound_readiness(self, wave: WaveView) -> dict[str, Any]:
+        """The snapshot facts the wave's open request was bound to (from its audit event)."""
+        for event in reversed(self._repos.audit.events(subject=wave.subject, action=READINESS_BOUND)):
+            if event.payload.get("version") == wave.version:
+                return dict(event.payload)
+        return {}
+
+    def bind_readiness(self, ref: RequestRef, snapshot: ReadinessSnapshot) -> bool:
+        """Keep the readiness request `ref` is shown with; approvals are checked against it. False
+        when the request is no longer open or already bound (the first reading stands)."""
+        return self._repos.migrations.bind_snapshot(
+            ref.wave_id, ref.version, snapshot.digest, actor=SYSTEM.id, payload=snapshot.facts()
+        )
 
     # ---- requests nobody decided in time -----------------------------------------------------
 

@@ -22,6 +22,9 @@ from storage.models import STATE_TIMESTAMP_COLUMNS, Migration, MigrationStatus, 
 from storage.repositories.audit import Clock, append_event
 from storage.repositories.views import MigrationView, WaveView
 
+# The audit action of a request's readiness snapshot (bind_snapshot); its payload holds the snapshot.
+READINESS_BOUND = "wave.readiness_bound"
+
 _RACE_RETRIES = 3
 
 # Entering `planned` again (a replan after a denial or expiry) starts a new request cycle.
@@ -249,6 +252,37 @@ class MigrationRepository:
             )  # fmt: skip
             fresh, _ = _wave(session, wave_id, fresh=True)
             return WaveView.of(fresh, cluster)
+
+    def bind_snapshot(
+        self, wave_id: int, version: int, snapshot_hash: str, *, actor: str, payload: dict[str, Any]
+    ) -> bool:
+        """Keep the readiness snapshot request `version` of the wave was shown with (read after the
+        request was posted), with its audit event. Not a transition: the version stays, so the
+        request's buttons stay valid. False, writing nothing, when the wave has moved on since or the
+        request is bound already (the first reading is the one people saw)."""
+        with self._db.transaction() as session:
+            result = session.execute(
+                update(Wave)
+                .where(
+                    Wave.id == wave_id,
+                    Wave.version == version,
+                    Wave.state == WaveState.REQUESTED,
+                    Wave.request_snapshot_hash.is_(None),
+                )
+                .values(request_snapshot_hash=snapshot_hash)
+                .execution_options(synchronize_session=False)
+            )
+            if cast(CursorResult[Any], result).rowcount != 1:
+                return False
+            wave, cluster = _wave(session, wave_id, fresh=True)
+            self._audit(
+                session,
+                actor,
+                READINESS_BOUND,
+                wave_subject(cluster, wave.name),
+                {**payload, "version": version, "snapshot_hash": snapshot_hash},
+            )
+            return True
 
     def _audit(
         self, session: Session, actor: str, action: str, subject: str, payload: dict[str, Any]

@@ -22,8 +22,9 @@ import pytest
 from bot_world import EXAMPLE_PLAN, MIGRATION, eventually, plan_seed
 from slack_sdk import WebClient
 
+from bot.adapters.kube import KubeAdapter
 from bot.app import MigrateBot, build_bot, create_asgi, create_bolt_app
-from bot.demo import BotServer
+from bot.demo import BotServer, lift_do_not_disrupt
 from bot.domain.timings import NodeTiming, PodTiming
 from bot.engine.events import EventBus, WaveFinished
 from bot.engine.events import WaveRef as EventWave
@@ -277,3 +278,85 @@ def test_a_cluster_that_cant_be_read_never_fails_the_request_the_request_says_wh
 
 def _at(seconds: float) -> dt.datetime:
     return dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=seconds)
+
+
+def test_an_approval_is_bound_to_the_readiness_its_request_showed_a_change_refuses_it_and_renews_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Sandbox("demo", time_scale=10.0) as sandbox:
+        assert sandbox.aws is not None and sandbox.slack is not None
+        for name, value in sandbox.aws.client_env().items():
+            monkeypatch.setenv(name, value)
+        for world in serve(tmp_path, sandbox.slack, kubeconfig=str(sandbox.kubeconfig)):
+            repos = world.bot.repositories
+            first = world.requested()
+            [wave, *_] = repos.migrations.waves("sandbox-demo")
+            bound = wave.request_snapshot_hash
+            assert bound, "the request's readiness was shown but not kept"
+
+            # Between the request and the approval, a pod on one of the wave's nodes is marked as not
+            # to be interrupted: the drain would hold its node. The request did not show that.
+            admin = KubeAdapter.from_kubeconfig(str(sandbox.kubeconfig), sandbox.context)
+            try:
+                held = _hold_a_pod_of_wave_1(admin)
+                _approve(world, first, 1)
+                answer = world.ephemeral("carol", 1).text
+                world.settle()
+                assert "readiness changed since it was requested" in answer, answer
+                assert f"new: warning do-not-disrupt Pod {held}" in answer and "not recorded" in answer
+                assert "fresh request" in answer, answer
+                assert repos.approvals.approvals(wave.id) == []
+
+                fresh, old = world.requests()  # newest first
+                assert old["ts"] == first["ts"] and "wave_request.approve" not in str(old["blocks"])
+                assert "readiness changed after this request" in str(old["blocks"])
+                assert "wave_request.approve" in str(fresh["blocks"])
+                renewed = repos.migrations.wave(wave.id)
+                assert renewed.state.value == "requested" and renewed.requested_by == wave.requested_by
+                assert renewed.request_snapshot_hash not in (None, bound), "the fresh request was not re-read"
+                readiness = next(m for m in world.thread(fresh["ts"]) if m["text"].startswith("Readiness"))
+                assert f"Pod {held}" in str(readiness["blocks"]), "the fresh request doesn't show the hold"
+                kept = {
+                    e.payload["version"]: str(e.payload["reasons"])
+                    for e in repos.audit.events(action="wave.readiness_bound")
+                }
+                assert held in kept[renewed.version] and held not in kept[wave.version]
+
+                # The fresh request, read again and unchanged since, is approved, bound to what it showed.
+                _approve(world, fresh, 2)
+                assert "you approved wave 1" in world.ephemeral("carol", 2).text.lower()
+            finally:
+                lift_do_not_disrupt(admin)
+                admin.close()
+            assert repos.migrations.wave(wave.id).state.value == "approved"
+            [approval] = repos.approvals.approvals(wave.id)
+            assert approval.snapshot_hash == renewed.request_snapshot_hash
+
+
+def _approve(world: ReportWorld, request: JSON, count: int) -> None:
+    world.people["carol"].click(channel=MIGRATION, ts=request["ts"], action_id="wave_request.approve")
+    world.ephemeral("carol", count)
+
+
+def _hold_a_pod_of_wave_1(kube: KubeAdapter) -> str:
+    """karpenter.sh/do-not-disrupt on a Deployment's pod on wave 1's nodes (node group ng-web)."""
+    nodes = {
+        n["metadata"]["name"]
+        for n in kube.list_nodes()
+        if n["metadata"].get("labels", {}).get("eks.amazonaws.com/nodegroup") == "ng-web"
+    }
+    pod = next(
+        p
+        for p in kube.list_pods()
+        if p["spec"].get("nodeName") in nodes
+        and any(o.get("kind") == "ReplicaSet" for o in p["metadata"].get("ownerReferences") or [])
+    )
+    meta = pod["metadata"]
+    kube.request(
+        "PATCH",
+        f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+        body={"metadata": {"annotations": {"karpenter.sh/do-not-disrupt": "true"}}},
+        content_type="application/merge-patch+json",
+        what="hold a pod",
+    )
+    return f"{meta['namespace']}/{meta['name']}"

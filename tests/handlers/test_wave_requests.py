@@ -254,8 +254,8 @@ def test_a_denial_is_shown_in_place_and_the_wave_can_be_requested_again(world: W
     [denied] = world.requests()
     assert buttons(denied) == {} and "Denied* by <@U0LEAD0002>" in str(denied["blocks"])
     assert world.waves()["stateless-web"] == "denied"
-    people["bob"].command("/migrate", "next-wave", channel="eks-migration")
-    assert "Requested wave 1" in world.wait_for_ephemeral("bob")[-1]
+    people["alice"].command("/migrate", "next-wave", channel="eks-migration")
+    assert "Requested wave 1" in world.wait_for_ephemeral("alice", 2)[-1]
     assert world.waves()["stateless-web"] == "requested"
 
     # The lead who denied the first request decides the new one afresh: decisions belong to a request.
@@ -263,6 +263,28 @@ def test_a_denial_is_shown_in_place_and_the_wave_can_be_requested_again(world: W
     assert again["ts"] != request["ts"]
     people["dave"].click(channel=MIGRATION, ts=again["ts"], action_id="wave_request.approve")
     assert "you approved wave 1" in world.wait_for_ephemeral("dave", 2)[-1].lower()
+    assert world.waves()["stateless-web"] == "approved"
+
+
+def test_with_impersonation_a_wave_nobody_on_it_can_answer_for_in_the_cluster_is_not_approved(
+    world: World,
+) -> None:
+    # examples/plan.yaml maps alice (SRE) and carol (team lead) to Kubernetes identities; bob and dave
+    # have none, and the bot makes no cluster change in its own name when the plan impersonates.
+    people = world.people
+    people["bob"].command("/migrate", "next-wave", channel="eks-migration")
+    assert "Requested wave 1" in world.wait_for_ephemeral("bob")[-1]
+    [request] = world.requests()
+    people["dave"].click(channel=MIGRATION, ts=request["ts"], action_id="wave_request.approve")
+    refused = world.wait_for_ephemeral("dave")[-1]
+    assert "made in a person's name" in refused and "<@U0SRE00002>" in refused, refused
+    assert "impersonation" in refused and "not recorded" in refused, refused
+    assert world.waves()["stateless-web"] == "requested"
+    assert world.bot.repositories.approvals.approvals(1) == []
+    [still] = world.requests()
+    assert buttons(still)  # the request stands for a lead who can answer for it
+    people["carol"].click(channel=MIGRATION, ts=request["ts"], action_id="wave_request.approve")
+    assert "you approved wave 1" in world.wait_for_ephemeral("carol")[-1].lower()
     assert world.waves()["stateless-web"] == "approved"
 
 

@@ -13,6 +13,7 @@ from bot.plan.models import Plan, Selector, Taint, Wave
 from bot.reports.facts import AwsFacts, cluster_facts_from_objects
 from bot.reports.readiness import Verdict, readiness
 from bot.reports.reasons import Severity
+from bot.reports.snapshot import ReadinessSnapshot, snapshot
 
 PLAN: Plan = load_plan(Path(__file__).parents[2] / "examples" / "plan.yaml")
 WEB = Wave(name="web", selector=Selector(managed_node_groups=("ng-web",)))
@@ -145,3 +146,23 @@ def test_a_node_agent_that_does_not_tolerate_the_bottlerocket_taint_is_a_warning
     (reason,) = [r for r in report.reasons if r.check == "daemonset-taints"]
     assert reason.object == "DaemonSet kube-system/agent" and "os=bottlerocket:NoSchedule" in reason.reason
     assert report.daemonsets == ("kube-system/agent", "kube-system/tolerant")
+
+
+def test_an_approvals_snapshot_moves_with_the_verdict_and_its_reasons_not_with_pod_counts() -> None:
+    def taken(**cluster: object) -> ReadinessSnapshot:
+        return snapshot(readiness(WEB, 1, PLAN.target, cluster_facts_from_objects(**web_cluster(**cluster))))  # type: ignore[arg-type]
+
+    first = taken()
+    # One more replica of the same Deployment on the wave's nodes, a PDB that allows more: same judgement.
+    more = pod("web-5d78c9869d-c", "n1")
+    assert taken(extra_pods=(more,)).digest == first.digest
+    assert taken(allowed=2).digest == first.digest
+    # A PDB that now allows no disruption blocks the wave: another snapshot, and it says what changed.
+    blocked = taken(allowed=0)
+    assert blocked.digest != first.digest
+    assert blocked.changes_since(first.facts()) == (
+        "verdict READY → BLOCKED; new: blocker pdb-no-headroom PodDisruptionBudget shop/web"
+    )
+    assert first.changes_since(blocked.facts()) == (
+        "verdict BLOCKED → READY; gone: blocker pdb-no-headroom PodDisruptionBudget shop/web"
+    )
