@@ -153,16 +153,18 @@ class People:
             lambda: sre.command("/migrate", "next-wave", channel=self.migration_channel),
             lambda: self.wave(index).state is not WaveState.PLANNED,
         )
-        request = until(
-            lambda: self._request_message(label), f"{label}'s request to be posted in Slack", timeout=120
-        )
+        until(lambda: self._request_message(label), f"{label}'s request to be posted in Slack", timeout=120)
+
+        def approve() -> Delivery:
+            # The request shown now: a refused approval (the readiness changed under it) renews it.
+            request = until(lambda: self._request_message(label), f"{label}'s open request", timeout=120)
+            return lead.click(channel=self.migration_channel, ts=request.ts, action_id="wave_request.approve")
+
         self.say(f"carol (team lead) clicks Approve on {label}")
         self.act(
             "carol",
             f"Approve on {label}",
-            lambda: lead.click(
-                channel=self.migration_channel, ts=request.ts, action_id="wave_request.approve"
-            ),
+            approve,
             lambda: self.wave(index).state not in (WaveState.PLANNED, WaveState.REQUESTED),
         )
 
