@@ -32,7 +32,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine.events import EngineAlert, Event, EventBus, StepFailed, WaveFinished, WavePaused, WaveProgress
-from bot.services.requests import Thread, WaveMessages
+from bot.services.requests import DRAWN, Thread, WaveMessages, WaveRequests
 from handlers import views
 from handlers.replies import SLACK_ERRORS
 from storage.repositories import MessageKind, SlackMessageView
@@ -54,8 +54,11 @@ class SlackNotifier:
         clock: Callable[[], float] = time.monotonic,
         calm: Callable[[], Awaitable[None]] | None = None,
         results: Callable[[WaveFinished], Awaitable[None]] | None = None,
+        requests: WaveRequests | None = None,
     ) -> None:
         self._messages = messages
+        # Whose request messages are redrawn when their wave moves on (None: not this notifier's job).
+        self._requests = requests
         self._client = client
         self._min_interval = min_interval
         self._reconcile_every = reconcile_every
@@ -144,6 +147,7 @@ class SlackNotifier:
                 if isinstance(event, WaveFinished):
                     await self._send_progress(event.wave.wave_id, force=True)
                     await self._finished(event)
+                    await self.redraw_requests()
                 elif not isinstance(event, WaveProgress):
                     await self._note(event)
             with self._lock:
@@ -244,10 +248,32 @@ class SlackNotifier:
         return await deliver(self._client, self._messages, message)
 
     async def reconcile(self) -> int:
-        """Send again every message whose wanted revision Slack has not shown; returns how many now are."""
+        """Send again every message whose wanted revision Slack has not shown, and redraw the request
+        messages of waves that moved on; returns how many messages Slack now shows anew."""
         shown = 0
         for message in await asyncio.to_thread(self._messages.pending):
             if await self._deliver(message):
+                shown += 1
+        return shown + await self.redraw_requests()
+
+    async def redraw_requests(self) -> int:
+        """The request message of each wave the engine or canary moved shows its state now (through
+        the outbox: a refused update is sent again)."""
+        if self._requests is None:
+            return 0
+        shown = 0
+        for card, message in await asyncio.to_thread(self._requests.cards_to_redraw):
+            wanted = await asyncio.to_thread(
+                self._messages.want,
+                card.wave.id,
+                Thread(message.cycle, message.channel, None),
+                MessageKind.REQUEST,
+                text=views.request_text(card),
+                blocks=views.request_blocks(card),
+                facts={DRAWN: card.wave.version},
+                in_thread=False,
+            )
+            if wanted.pending and await self._deliver(wanted):
                 shown += 1
         return shown
 

@@ -50,7 +50,11 @@ class Upkeep:
         self._metrics = metrics
         results = None if reports is None else ResultsPoster(reports, messages, client).post
         self.notifier = SlackNotifier(
-            messages, client, calm=background.until_calm if background else None, results=results
+            messages,
+            client,
+            calm=background.until_calm if background else None,
+            results=results,
+            requests=requests,
         )
         if bus is not None:
             self.notifier.attach(bus)

@@ -49,6 +49,8 @@ ACTION_REFUSED = "slack.action_refused"
 ACCESS_DENIED = "access.denied"
 _DONE = frozenset({WaveState.COMPLETED, WaveState.ROLLED_BACK, WaveState.ABORTED})
 _REQUESTABLE = frozenset({WaveState.PLANNED, WaveState.DENIED, WaveState.EXPIRED})
+_DRAWN_BY_HANDLERS = _REQUESTABLE | {WaveState.REQUESTED}
+DRAWN = "drawn_version"  # a request message's facts: the wave version its card was last drawn for
 
 
 class RequestRefused(DomainError):
@@ -704,6 +706,26 @@ class WaveRequests:
         """The reports' glance kept for request `ref` (beside its readiness message in the thread)."""
         kept = self._repos.slack.message(ref.wave_id, ref.version, MessageKind.READINESS)
         return None if kept is None else ReportGlance.from_facts(kept.facts)
+
+    def cards_to_redraw(self) -> list[tuple[RequestCard, SlackMessageView]]:
+        """Each wave the engine or the canary has moved since its request message was last drawn
+        here: that (latest) message and the card it should show now — so the header and the outcome
+        follow the wave (executing, baking, completed, …). States the Slack handlers draw themselves
+        (requested, denied, expired — and a request replaced by a fresh one) are left to them."""
+        plan = self.plans.current()
+        out: list[tuple[RequestCard, SlackMessageView]] = []
+        for cluster in plan.clusters:
+            for wave in self._repos.migrations.waves(cluster.name):
+                if wave.state in _DRAWN_BY_HANDLERS:
+                    continue
+                message = self._repos.slack.latest(wave.id, MessageKind.REQUEST)
+                if message is None or message.ts is None or message.facts.get(DRAWN) == wave.version:
+                    continue
+                try:
+                    out.append((self.request_card(RequestRef(wave.id, message.cycle)), message))
+                except RequestRefused:
+                    continue  # the wave left the plan: its message keeps what it showed
+        return out
 
     def request_card(self, ref: RequestRef) -> RequestCard:
         """Request `ref`'s card as it stands: the cycle's decisions so far and, once the request is

@@ -14,6 +14,7 @@ from typing import Any
 from bot_world import CLUSTER, EXAMPLE_PLAN, MIGRATION, PEOPLE, World, buttons, eventually, open_world
 from slack_sdk import WebClient
 
+from bot.domain.waves import Trigger
 from bot.engine.events import EventBus, StepFailed, WaveFinished, WavePaused, WaveProgress, WaveRef
 
 
@@ -216,3 +217,44 @@ def test_a_refused_request_message_is_never_posted_once_the_request_was_aborted(
     assert world.requests() == []
     gave_up = slack.latest(1, "request")
     assert gave_up is not None and gave_up.ts is None and "given up" in str(gave_up.last_error)
+
+
+def test_the_request_message_follows_its_wave_through_execution_to_completion(world: World) -> None:
+    wave, request_ts = _requested(world)
+    world.people["carol"].click(channel=MIGRATION, ts=request_ts, action_id="wave_request.approve")
+    assert "you approved wave 1" in world.wait_for_ephemeral("carol")[-1].lower()
+    bus = EventBus()
+    world.bot.upkeep.notifier.attach(bus)  # type: ignore[union-attr]
+    repos = world.bot.repositories
+
+    def fire(trigger: Trigger) -> None:
+        now = repos.migrations.wave(wave.wave_id)
+        repos.migrations.transition(now.id, trigger, actor="engine", expected_version=now.version)
+
+    def header() -> str:
+        [request] = [m for m in world.history() if m["ts"] == request_ts]
+        return str(request["blocks"][0]["text"]["text"])
+
+    assert header() == "Wave 1 (stateless-web) approved"
+    # The engine starts the wave: the notifier's next round redraws the request (no event needed).
+    fire(Trigger.START)
+    eventually(lambda: header() == "Wave 1 (stateless-web) executing", timeout=15)
+    fire(Trigger.VERIFY)
+    fire(Trigger.BAKE)
+    _publish_from_engine_thread(bus, [WaveFinished(wave, "baking", "30 nodes moved")])
+    eventually(lambda: header() == "Wave 1 (stateless-web) baking", timeout=5)
+    fire(Trigger.COMPLETE)
+    eventually(lambda: header() == "Wave 1 (stateless-web) completed", timeout=15)
+    [request] = [m for m in world.history() if m["ts"] == request_ts]
+    shown = str(request["blocks"])
+    assert "Approved* by <@U0LEAD0001>" in shown and "The wave is now *completed*" in shown, shown
+    assert buttons(request) == {}
+
+    # Drawn once per state: a round with nothing new (the same event again) writes nothing.
+    def redraws() -> int:
+        return sum(1 for c in world.slack.calls_to("chat.update") if c.params.get("ts") == request_ts)
+
+    drawn = redraws()
+    _publish_from_engine_thread(bus, [WaveFinished(wave, "baking", "30 nodes moved")])
+    eventually(lambda: world.bot.upkeep.notifier.idle, timeout=5)  # type: ignore[union-attr]
+    assert redraws() == drawn
