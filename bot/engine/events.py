@@ -91,7 +91,8 @@ class EngineAlert:
     """Something people must look at now: the engine cannot make progress by itself.
 
     kind: "drain_stuck" (a drain past its timeout), "node_not_ready" (a new node never became Ready),
-    "step_failing" (a step failed repeatedly), "blocked" (a blocking alert or pod holds the wave).
+    "step_failing" (a step failed repeatedly), "blocked" (a blocking alert or pod holds the wave),
+    "no_identity" (the plan impersonates people and nobody on the wave is mapped: it won't run as the bot).
     The canary's alerting subscribes to these, pauses the migration and pages on-call."""
 
     wave: WaveRef

@@ -3,7 +3,8 @@
 State-driven, like a Karpenter controller. Every pass (`tick`) reads the waves and does the next
 thing each one needs:
 
-    approved      → guards (change window, blocking conditions) → start
+    approved      → guards (change window, blocking conditions; with the plan's impersonation, a
+                    person on the wave to act as — the bot then changes nothing as itself) → start
     executing     → drain: prepare, ensure the Bottlerocket EC2NodeClass/NodePools, cordon and drain
                     the wave's AL2 nodes; drift: point the NodePools at Bottlerocket and follow
     verifying     → wait until every displaced workload is Ready and the wave has no AL2 node left;
@@ -81,7 +82,7 @@ from bot.engine.target import (
     spec_patch,
 )
 from bot.plan import plan_hash
-from bot.plan.models import Plan, Strategy
+from bot.plan.models import Impersonation, Plan, Strategy
 from bot.plan.models import Wave as PlanWave
 from storage.models import MigrationStatus, StepStatus
 from storage.repositories import NodeRecord, Repositories, StepView, WaveView
@@ -356,19 +357,45 @@ class Engine:
         """The adapter the wave's changes go through. When the plan maps people to Kubernetes identities,
         the calls impersonate the SRE who requested the wave (the operator; the approver is in the audit
         log), or the approver when only they are mapped — so the cluster's RBAC and audit log judge and
-        record a person, not only the bot."""
+        record a person, not only the bot. With a mapping the bot holds no write rights of its own (the
+        chart renders none), so a wave nobody on it is mapped for is never changed as the bot: the
+        engine alerts and the step waits (StepError)."""
         mapping = self.plan.impersonation
         if not mapping:
             return self.kube
+        who = self._answering_for(wave)
+        if who is None:
+            self._alert_unmapped(wave)
+            raise StepError(f"{wave.label}: nobody on it has a Kubernetes identity in the plan to act as")
+        return self.kube.acting_as(Identity(who.user, tuple(who.groups)))
+
+    def _answering_for(self, wave: WaveView) -> Impersonation | None:
+        """The identity the wave's changes are made as: the requester's, else the first mapped approver's."""
+        mapping = self.plan.impersonation
+        for person in self._people(wave):
+            if person in mapping:
+                return mapping[person]
+        return None
+
+    def _people(self, wave: WaveView) -> list[str]:
+        """The wave's requester, then its approvers, in the order they approved."""
         people = [wave.requested_by] if wave.requested_by else []
         people += [
             a.user_id for a in self.repos.approvals.approvals(wave.id) if a.decision.value == "approve"
         ]
-        for person in people:
-            if person in mapping:
-                who = mapping[person]
-                return self.kube.acting_as(Identity(who.user, tuple(who.groups)))
-        return self.kube
+        return people
+
+    def _alert_unmapped(self, wave: WaveView) -> None:
+        people = ", ".join(f"<@{p}>" for p in dict.fromkeys(self._people(wave))) or "nobody"
+        self._alert(
+            wave,
+            "no_identity",
+            f"{wave.label}'s changes are made in a person's name (the plan's `impersonation:`) and the bot "
+            f"has no write rights of its own, but none of its requester and approvers ({people}) has a "
+            "Kubernetes identity there; it will not run as the bot — add one of them to the plan's "
+            "`impersonation:` (a changed plan needs a fresh request), or have a team lead listed there "
+            "approve a fresh request",
+        )
 
     # ---- approved → executing --------------------------------------------------------------------
 
@@ -387,6 +414,10 @@ class Engine:
                 f"{wave.label} was approved under another plan than the file now holds; it will not "
                 "start — request it again (/migrate next-wave) so a team lead approves this plan",
             )
+            return False
+        if self.plan.impersonation and self._answering_for(wave) is None:
+            # Checked before START, so nothing of the wave has been changed when it is refused.
+            self._alert_unmapped(wave)
             return False
         hold = window_hold(self.plan.change_windows, self.clock()) or self._alert_hold()
         if hold is not None:
@@ -412,9 +443,9 @@ class Engine:
         if alert is not None:
             self._tell(wave, alert)
             return True
+        kube = self._mutating(wave)  # before anything is read or recorded: refused, nothing moves
         inventory = Inventory.build(self.kube)
         prepared = self._prepare(wave, pw, inventory)
-        kube = self._mutating(wave)
         self._step(
             wave,
             f"ensure:ec2nodeclass/{self.plan.target.ec2nodeclass.name}",

@@ -342,6 +342,13 @@ class AwsEmulator:
         )["Role"]
         for arn in node_policies:
             self._iam.attach_role_policy(RoleName=node_role["RoleName"], PolicyArn=arn)
+        filled = {"{account}": self.account_id, "{region}": seed.region, "{cluster}": seed.cluster_name}
+        for name, document in seed.node_role_inline_policies:
+            for placeholder, value in filled.items():
+                document = document.replace(placeholder, value)
+            self._iam.put_role_policy(
+                RoleName=node_role["RoleName"], PolicyName=name, PolicyDocument=document
+            )
         profile = self._iam.create_instance_profile(InstanceProfileName=f"{seed.cluster_name}-node")[
             "InstanceProfile"
         ]

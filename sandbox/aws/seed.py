@@ -116,6 +116,10 @@ class AwsSeed:
     # AWS-managed policies attached to the node role beyond the four every EKS node needs — a
     # scenario shows an over-privileged role this way (e.g. "AmazonS3FullAccess").
     extra_node_role_policies: tuple[str, ...] = ()
+    # Inline policies put on the node role, as operators add them: (name, policy document as JSON).
+    # "{account}", "{region}" and "{cluster}" in the document are replaced when it is put (a seed
+    # does not know the emulator's account).
+    node_role_inline_policies: tuple[tuple[str, str], ...] = ()
     # Drives every random choice (which instances keep IMDSv1, which CVEs an instance gets).
     random_seed: int = 0
 

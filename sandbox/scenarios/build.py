@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -60,12 +61,14 @@ _VIEW_RULES: list[JSON] = [
 ]  # fmt: skip
 ROLE_RULES: dict[str, list[JSON]] = {
     "view": _VIEW_RULES,
-    # What a migration operator does by hand: cordon and drain nodes, and change Karpenter's intent.
+    # What a migration operator does by hand: cordon and drain nodes, change Karpenter's intent, and
+    # retire a drained Karpenter node (delete its NodeClaim) — what migratebot does in their name.
     "operator": [
         *_VIEW_RULES,
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["patch", "update"]},
         {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
         {"apiGroups": ["karpenter.sh"], "resources": ["nodepools"], "verbs": ["create", "patch", "update"]},
+        {"apiGroups": ["karpenter.sh"], "resources": ["nodeclaims"], "verbs": ["delete"]},
         {"apiGroups": ["karpenter.k8s.aws"], "resources": ["ec2nodeclasses"],
          "verbs": ["create", "patch", "update"]},
     ],
@@ -145,6 +148,9 @@ def aws_seed(scenario: Scenario) -> AwsSeed:
         ),
         findings=FindingsPolicy(enabled=scenario.inspector_findings),
         extra_node_role_policies=scenario.extra_node_role_policies,
+        node_role_inline_policies=tuple(
+            (name, json.dumps(policy)) for name, policy in sorted(scenario.node_role_inline_policies.items())
+        ),
         random_seed=scenario.random_seed,
     )
 

@@ -6,7 +6,7 @@ models refuse unknown keys so a typo in a scenario is an error naming the field,
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -211,9 +211,13 @@ class Scenario(_Strict):
     faults: FaultSpec = FaultSpec()
     # AWS: managed policies on the node role beyond EKS's four; Inspector findings on or off.
     extra_node_role_policies: tuple[str, ...] = ()
+    # … and inline policies on it (name → policy document; "{account}", "{region}" and "{cluster}" in
+    # it are filled in when AWS is seeded).
+    node_role_inline_policies: dict[str, dict[str, Any]] = {}
     inspector_findings: bool = True
     # Kubernetes groups (the ones the bot impersonates people into) and the ClusterRole each holds:
-    # "operator" may cordon, drain and change NodePools; "view" may read; "cluster-admin" anything.
+    # "operator" may cordon, drain, change NodePools and the EC2NodeClass and delete NodeClaims; "view"
+    # may read; "cluster-admin" anything.
     rbac_groups: dict[str, Literal["cluster-admin", "operator", "view"]] = {}
     random_seed: int = 0
     # Run the emulated controllers (scheduler, kubelet, Karpenter…) behind the API; off leaves the

@@ -105,6 +105,9 @@ def test_the_demo_plays_the_slack_story_and_status_and_audit_show_it(migratebot:
     assert "You acknowledged the alert on wave 2 (karpenter-general)" in out
     assert "Done: wave 2 (karpenter-general) is now *baking* (resume by <@U0ONCALL01>)" in out
     assert "You resumed wave 3 (batch-and-data): it is executing" in out
+    # Wave 3 is requested by bob, whom the plan's `impersonation:` does not map: the engine acts as carol.
+    assert "bob (U0SRE00002, SRE) types `/migrate next-wave`" in out
+    assert "the changes of wave 3 (batch-and-data) as carol@example.com, the approving team lead" in out
     alerts = out[out.index("#eks-alerts transcript") :]
     assert "Canary failed on wave 2 (karpenter-general)" in alerts and "Acknowledged by @erin" in alerts
     assert "crashloop" in transcript and "Canary run on wave 2 (karpenter-general): *fail*" in transcript

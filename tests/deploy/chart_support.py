@@ -16,6 +16,17 @@ NAMESPACE = "migratebot"
 
 JSON = dict[str, Any]
 
+
+def _plan_mapping_nobody() -> str:
+    plan = yaml.safe_load((CHART.parents[1] / "examples" / "plan.yaml").read_text())
+    plan.pop("impersonation")
+    return str(yaml.safe_dump(plan, sort_keys=False))
+
+
+# The example plan without its `impersonation:` section: the bot makes the cluster's changes itself,
+# so the chart grants it the write verbs (the default values ship the example plan, which maps people).
+AS_ITSELF: JSON = {"plan": {"inline": _plan_mapping_nobody()}}
+
 # Every optional piece switched on at once (Pod Identity instead of IRSA, HTTP mode through an Ingress).
 EVERYTHING_ON: JSON = {
     "ingress": {"enabled": True, "className": "alb", "tls": {"enabled": True}},

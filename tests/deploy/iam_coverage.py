@@ -64,14 +64,10 @@ class Call:
 @dataclass(frozen=True)
 class PolicyCoverage:
     denied: tuple[Call, ...]  # calls no Allow statement covers
-    unused: tuple[str, ...]  # granted actions no call used, and not excused
-    excused: tuple[tuple[str, str], ...] = ()  # (action, why): unused here, needed on another path
-    stale_excuses: tuple[str, ...] = ()  # excuses for actions that were used, or are not granted
+    unused: tuple[str, ...]  # granted actions no call used
 
     def report(self) -> str:
         lines = [f"  denied: {c}" for c in self.denied] + [f"  unused: {a}" for a in self.unused]
-        lines += [f"  stale excuse: {s}" for s in self.stale_excuses]
-        lines += [f"  excused: {a}: {why}" for a, why in self.excused]
         return "\n".join(lines) or "every call allowed, every grant used"
 
 
@@ -155,26 +151,12 @@ def granted_actions(policy: Mapping[str, Any]) -> set[str]:
     return {a for s in policy["Statement"] for a in _listed(s["Action"])}
 
 
-def policy_coverage(
-    policy: Mapping[str, Any], calls: Iterable[Call], *, needed_elsewhere: Mapping[str, str] | None = None
-) -> PolicyCoverage:
-    """`needed_elsewhere`: action → why these calls may leave it unused (the path and the test that
-    takes it). Naming an action the calls did use, or one the policy does not grant, is reported."""
+def policy_coverage(policy: Mapping[str, Any], calls: Iterable[Call]) -> PolicyCoverage:
     calls = sorted(set(calls))
     denied = tuple(c for c in calls if not all(allows(policy, c.action, r) for r in c.resources))
     used = {c.action.lower() for c in calls}
-    excuses = {a.lower(): (a, why) for a, why in (needed_elsewhere or {}).items()}
-    granted = {a.lower() for a in granted_actions(policy)}
-    idle = sorted(a for a in granted_actions(policy) if a.lower() not in used)
     return PolicyCoverage(
-        denied,
-        unused=tuple(a for a in idle if a.lower() not in excuses),
-        excused=tuple(excuses[a.lower()] for a in idle if a.lower() in excuses),
-        stale_excuses=tuple(
-            f"{a}: {'used by these calls' if key in used else 'not granted'}"
-            for key, (a, _) in excuses.items()
-            if key in used or key not in granted
-        ),
+        denied, unused=tuple(sorted(a for a in granted_actions(policy) if a.lower() not in used))
     )
 
 

@@ -9,11 +9,6 @@ account would have been allowed by.
     result = rbac_coverage(log, manifests, service_account=("migratebot", "migratebot"))
     assert result.denied == []          # nothing got 403
     assert result.unused == []          # every grant was needed (only for a run that does everything)
-
-A run that does not take every path may name the grants another path needs, each with why and the
-test that takes that path (`needed_elsewhere`, keyed by `Grant.key`: 'delete karpenter.sh/nodeclaims').
-They are reported apart (`excused`), and naming one the run did use, or one not granted at all, is
-itself a problem (`stale_excuses`): the list can only shrink to what is true.
 """
 
 from __future__ import annotations
@@ -67,17 +62,13 @@ class Grant:
 class Coverage:
     grants: tuple[Grant, ...]
     used: tuple[Grant, ...]
-    unused: tuple[Grant, ...]  # not used, and not excused
+    unused: tuple[Grant, ...]
     denied: tuple[JSON, ...]  # the log entries that got 403
-    excused: tuple[tuple[Grant, str], ...] = ()  # not used here, needed on a path named by the reason
-    stale_excuses: tuple[str, ...] = ()  # excuses for grants that were used, or are not granted
 
     def report(self) -> str:
         lines = [f"{len(self.used)} of {len(self.grants)} granted permissions used"]
         lines += [f"  unused: {g}" for g in self.unused]
         lines += [f"  denied: {describe(e)}" for e in self.denied]
-        lines += [f"  stale excuse: {s}" for s in self.stale_excuses]
-        lines += [f"  excused: {g}: {why}" for g, why in self.excused]
         return "\n".join(lines)
 
 
@@ -186,10 +177,8 @@ def rbac_coverage(
     manifests: Sequence[JSON],
     *,
     service_account: tuple[str, str],
-    needed_elsewhere: Mapping[str, str] | None = None,
 ) -> Coverage:
     """Grants used and unused by the service account's requests in `log`, and its refused requests.
-    `needed_elsewhere`: Grant.key → why this run may leave it unused (the path and the test).
 
     A refused impersonation is logged before the apiserver knows who acts (user None): such 403s
     count as denied too, since only impersonating callers can produce them.
@@ -207,18 +196,9 @@ def rbac_coverage(
             continue
         for wanted in _wanted(entry, user):
             used.update(g for g in grants if g.allows(*wanted))
-    excuses = dict(needed_elsewhere or {})
-    keys = {g.key for g in grants}
-    used_keys = {g.key for g in used}
     return Coverage(
         grants=tuple(grants),
         used=tuple(g for g in grants if g in used),
-        unused=tuple(g for g in grants if g not in used and g.key not in excuses),
+        unused=tuple(g for g in grants if g not in used),
         denied=tuple(denied),
-        excused=tuple((g, excuses[g.key]) for g in grants if g not in used and g.key in excuses),
-        stale_excuses=tuple(
-            f"{key}: {'used by this run' if key in used_keys else 'not granted'}"
-            for key in excuses
-            if key in used_keys or key not in keys
-        ),
     )

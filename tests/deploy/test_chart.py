@@ -10,6 +10,7 @@ import helm_python as helm
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 from chart_support import (
+    AS_ITSELF,
     CHART,
     EMBEDDED,
     EVERYTHING_ON,
@@ -180,6 +181,15 @@ def test_irsa_annotates_the_service_account_and_pod_identity_does_not() -> None:
     )
 
 
+def test_with_impersonation_the_notes_say_which_rights_the_impersonated_people_need() -> None:
+    text = notes(EVERYTHING_ON)
+    assert "the bot changes nothing in the cluster as itself" in text and "(alice@example.com)" in text
+    assert "pods/eviction create" in text and "kubectl auth can-i" in text
+    assert "Impersonation" not in notes(AS_ITSELF)
+    # The default values ship the example plan: its people, read from the plan itself.
+    assert "acts as the plan's people\n   (alice@example.com, carol@example.com)" in notes()
+
+
 def test_the_plan_is_mounted_from_a_config_map_and_named_by_migratebot_plan() -> None:
     plan_text = "version: 1\n# mine\n"
     docs = render({"plan": {"inline": plan_text}})
@@ -269,6 +279,11 @@ def test_the_ingress_exposes_only_slack_events() -> None:
             {**IRSA, "podIdentity": {"enabled": True}},
             "at '/serviceAccount/irsaRoleArn': value must be ''",
             id="irsa-and-pod-identity",
+        ),
+        pytest.param(
+            {"impersonation": {"enabled": True, "groups": ["sre"]}},
+            "at '/impersonation/users': minItems: got 0, want 1",
+            id="impersonation-with-nobody-to-act-as",
         ),
     ],
 )

@@ -1,26 +1,27 @@
 """The whole demo story runs under exactly the rights the deployment grants: the Helm chart's rendered
 RBAC for Kubernetes and docs/iam-policy.json for AWS — nothing refused, nothing granted in vain.
 
-One run of bot/demo.py's play_slack_story (what `migratebot demo` plays: three waves requested in
-Slack, approved, executed by `migratebot serve`'s engine, baked by its canary — wave 2's canary
-failure paged and resumed — under a Lease election), with the sandbox's cluster-admin grant to the
-bot's service account replaced by the chart's ServiceAccount, ClusterRole, Role and bindings before
-the bot starts. The chart is rendered with the impersonation an operator sets for
-examples/plan.yaml: `impersonate` on the plan's people only. The engine impersonates the SRE who
-requested a wave on its mutating calls; those requests are judged by the sandbox's RBAC for the
-impersonated identity (the demo scenario's rbac_groups: platform-sre may cordon, evict and change
-NodePools), and they use the bot's `impersonate` grants, which is what rbac_coverage counts for them.
+One run of bot/demo.py's play_slack_story (what `migratebot demo` plays: three waves requested in Slack,
+approved, executed by `migratebot serve`'s engine, baked by its canary — wave 2's canary failure paged
+and resumed — under a Lease election), with the sandbox's cluster-admin grant to the bot's service
+account replaced by the chart's ServiceAccount, ClusterRole, Role and bindings before the bot starts.
+The chart is rendered with its default values, which ship examples/plan.yaml and read its
+`impersonation:` section: `impersonate` on the plan's people only, and then none of the bot's own write
+verbs — every change to the cluster is made in a person's name. The engine impersonates the SRE who
+requested a wave, or the approving team lead when the requester is unmapped: waves 1 and 2 are requested
+by alice (mapped) and run as alice@example.com [platform-sre]; wave 3 is requested by bob (not mapped)
+and approved by carol, and runs as carol@example.com [platform-leads]. Those requests are judged by the
+sandbox's RBAC for the impersonated identity (the demo scenario's rbac_groups: both groups may cordon,
+evict and change NodePools and the EC2NodeClass), and they use the bot's `impersonate` grants, which is
+what rbac_coverage counts for them.
 
 Then, from the sandbox API's request log (every request, as the apiserver's audit log records it):
 no request of the bot's service account — or made in someone's name by it — got 403, and every
-grant the chart gives was used. And from every AWS call the bot's own AwsAdapter code made (botocore's
-event hook on each session the bot opens; the sandbox's own boto3 clients are left out): each is
-allowed by docs/iam-policy.json on the resources it named, and every action the policy grants was
-called.
-
-Grants the demo does not need on its path but a migration needs on another are listed in
-NOT_IN_THE_DEMO (RBAC) and NOT_CALLED_BY_THE_DEMO (IAM) with the path and the test that exercises
-them; nothing else may go unused, and an entry the demo does use fails the test too.
+grant the chart gives was used, with no exception list. And from every AWS call the bot's own
+AwsAdapter code made (botocore's event hook on each session the bot opens; the sandbox's own boto3
+clients are left out): each is allowed by docs/iam-policy.json on the resources it named, and every
+action the policy grants was called (the demo's node role carries an inline policy, so the security
+report's iam:GetRolePolicy is called too).
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ from rbac_coverage import Coverage, describe, rbac_coverage, service_account_use
 from rbac_sandbox import SERVICE_ACCOUNT, install_chart_rbac
 from rich.console import Console
 
-from bot.demo import SRE, DemoStack, play_slack_story
+from bot.demo import SRE, TEAM_LEAD, DemoStack, play_slack_story
 from bot.domain.policy import Actor
 from bot.plan import load_plan
-from bot.plan.models import Plan
+from bot.plan.models import Impersonation
 from bot.services.context import open_storage
 from bot.services.demo import demo_plan_file
 from bot.services.plans import register_plan
@@ -64,57 +65,6 @@ POLICY = load_policy(REPO / "docs" / "iam-policy.json")
 BOT = service_account_user(*SERVICE_ACCOUNT)
 
 JSON = dict[str, Any]
-
-# The engine's changes to the cluster act as the person who requested the wave when the plan maps
-# them: examples/plan.yaml maps U0SRE00001 (alice@example.com) and U0LEAD0001, and the demo's SRE
-# U0SRE00001 requests every wave, so the demo makes them all impersonated. A wave requested and
-# approved by people the plan does not map (U0SRE00002, U0LEAD0002), or a plan without
-# `impersonation:`, makes them as the bot itself, with the chart's own grants for them.
-AS_ITSELF = "made as alice@example.com in the demo; as the bot for unmapped people"
-ADAPTER_TEST = "test_rbac_in_sandbox.py::test_every_adapter_call_is_allowed_and_every_grant_serves_one"
-TODAY_TEST = "test_rbac_in_sandbox.py::test_the_bots_work_today_runs_under_the_charts_rbac_without_a_403"
-
-# Grants the whole demo leaves unused, each with the path that needs it and the test that takes it
-# (Grant.key → why). A new entry needs a named test that exercises the grant, or the grant goes; an
-# entry the demo does use, or that names nothing granted, fails the test.
-NOT_IN_THE_DEMO: dict[str, str] = {
-    "patch nodes": f"cordon, {AS_ITSELF} — {TODAY_TEST}",
-    "create pods/eviction": f"the drain's evictions, {AS_ITSELF} — {TODAY_TEST}",
-    "create karpenter.sh/nodepools": f"the replacement NodePools, {AS_ITSELF} — {ADAPTER_TEST}",
-    "patch karpenter.sh/nodepools": f"drift (wave 2), {AS_ITSELF} — {TODAY_TEST}",
-    "create karpenter.k8s.aws/ec2nodeclasses": f"the target EC2NodeClass, {AS_ITSELF} — {TODAY_TEST}",
-    "patch karpenter.k8s.aws/ec2nodeclasses": (
-        "when the EC2NodeClass exists and differs from the plan's target (the demo creates it once); "
-        f"as the bot for unmapped people — {ADAPTER_TEST}"
-    ),
-    "delete karpenter.sh/nodeclaims": (
-        "retiring a drained Karpenter node whose NodeClaim is still there (in the demo, drift has "
-        f"already replaced them); as the bot for unmapped people — {ADAPTER_TEST}"
-    ),
-    'impersonate users "carol@example.com"': (
-        "examples/plan.yaml maps team lead U0LEAD0001 to carol@example.com: the engine acts as the "
-        "approver when the requester is unmapped, and the demo's never is — "
-        "test_rbac_in_sandbox.py::test_impersonation_is_granted_for_the_configured_identities_only "
-        "exercises this rule's per-name grants"
-    ),
-    'impersonate groups "platform-leads"': "carol@example.com's group in examples/plan.yaml: as above",
-}
-
-# The same for docs/iam-policy.json: action → why the demo does not call it, and the test that does.
-NOT_CALLED_BY_THE_DEMO: dict[str, str] = {
-    "iam:GetRolePolicy": (
-        "read for a node role's inline policies, and the demo's node roles have none — "
-        "test_iam_policy.py::test_every_adapter_call_against_the_sandbox_is_allowed_and_every_grant_is_used "
-        "puts one on the node role and reads it"
-    ),
-}
-
-
-def impersonation_values(plan: Plan) -> JSON:
-    """The chart's `impersonation` for a plan: exactly the identities and groups the plan maps."""
-    users = sorted({who.user for who in plan.impersonation.values()})
-    groups = sorted({g for who in plan.impersonation.values() for g in who.groups})
-    return {"impersonation": {"enabled": bool(users), "users": users, "groups": groups}}
 
 
 class Run:
@@ -180,7 +130,7 @@ def test_the_whole_demo_runs_under_the_charts_rbac_and_the_iam_policy_with_nothi
 ) -> None:
     plan_file = demo_plan_file(EXAMPLE_PLAN, tmp_path / "data")
     plan = load_plan(plan_file)
-    run = Run(tmp_path, impersonation_values(plan))
+    run = Run(tmp_path, {})  # the chart's defaults: examples/plan.yaml, impersonation read from it
     database = f"sqlite:///{(run.data / 'demo.db').resolve()}"
     settings = Settings(data_dir=run.data, database_url=database)
     upgrade(database)
@@ -208,30 +158,18 @@ def test_the_whole_demo_runs_under_the_charts_rbac_and_the_iam_policy_with_nothi
     assert run.lease_holder, "nobody held the Lease: the engine and canary never ran under it"
 
     log = run.log()
-    rbac = rbac_coverage(
-        log, run.manifests, service_account=SERVICE_ACCOUNT, needed_elsewhere=NOT_IN_THE_DEMO
-    )
-    aws = policy_coverage(POLICY, run.aws.calls, needed_elsewhere=NOT_CALLED_BY_THE_DEMO)
+    rbac = rbac_coverage(log, run.manifests, service_account=SERVICE_ACCOUNT)
+    aws = policy_coverage(POLICY, run.aws.calls)
     used = summary(log, rbac, aws, run.aws)
     print(used)  # `pytest -s` shows what the run used
     problems = [
         # (a) nothing the bot asked for, itself or in a person's name, was refused.
         *(f"refused under the chart's RBAC: {describe(e)}" for e in rbac.denied),
-        # (b) every grant the chart gives was used, or is needed on a path NOT_IN_THE_DEMO names.
-        *(
-            f"granted by the chart, never used by the whole demo: {g} — remove the rule, or name the "
-            "path and the test that needs it in NOT_IN_THE_DEMO"
-            for g in rbac.unused
-        ),
-        *(f"NOT_IN_THE_DEMO is stale: {s}" for s in rbac.stale_excuses),
+        # (b) every grant the chart gives was used.
+        *(f"granted by the chart, never used by the whole demo: {g} — remove the rule" for g in rbac.unused),
         # (c) every AWS call the bot made is allowed, and every action the policy grants was called.
         *(f"docs/iam-policy.json does not allow the bot's call {c}" for c in aws.denied),
-        *(
-            f"docs/iam-policy.json grants {a}; the whole demo never called it — remove it, or name the "
-            "path and the test that needs it in NOT_CALLED_BY_THE_DEMO"
-            for a in aws.unused
-        ),
-        *(f"NOT_CALLED_BY_THE_DEMO is stale: {s}" for s in aws.stale_excuses),
+        *(f"docs/iam-policy.json grants {a}; the whole demo never called it — remove it" for a in aws.unused),
     ]
     # (e) Slack: the whole story ran on manifest.yaml's scopes, each one used, none missing.
     assert run.slack is not None
@@ -241,18 +179,51 @@ def test_the_whole_demo_runs_under_the_charts_rbac_and_the_iam_policy_with_nothi
     problems += [f"manifest.yaml asks for {s}; the whole demo never needed it" for s in sorted(unused_scopes)]
     if not run.aws.calls:
         problems.append(f"the bot made no AWS call ({run.aws.ignored} calls came from the sandbox itself)")
-    impersonated = {
-        (e["user"], *sorted(g for g in e["groups"] if g != "system:authenticated"))
-        for e in log
-        if e.get("impersonatedBy") == BOT
-    }
-    requester = plan.impersonation[SRE]
-    if impersonated != {(requester.user, *sorted(requester.groups))}:
-        problems.append(
-            f"the engine's changes should act as {requester.user}, the SRE who requested every wave; "
-            f"they acted as {sorted(impersonated)}"
-        )
+    # (f) every change to the cluster was made in a person's name, never as the bot: waves 1 and 2 as
+    # alice (their requester), then wave 3 as carol (the approver of bob's request; bob is not mapped),
+    # each with the groups the plan gives them, and each cordoning and evicting in that name.
+    problems += acted_as(log, [plan.impersonation[SRE], plan.impersonation[TEAM_LEAD]])
     assert problems == [], "\n".join([*problems, "", used])
+
+
+def acted_as(log: list[JSON], people: list[Impersonation]) -> list[str]:
+    """What is wrong with who the bot's changes acted as: `people` in that order (one after the other,
+    never interleaved), each with exactly their plan groups, each cordoning nodes and evicting pods;
+    and no change made as the bot itself outside its own namespace's Lease and placeholders."""
+    problems = []
+    own = sorted(
+        {
+            describe(e)
+            for e in log
+            if e.get("user") == BOT
+            and e.get("verb") in WRITES
+            and not (e.get("namespace") == NAMESPACE and e.get("resource") in OWN_NAMESPACE_WRITES)
+        }
+    )
+    problems += [f"a change to the cluster made as the bot itself, not in a person's name: {w}" for w in own]
+    acted = [e for e in log if e.get("impersonatedBy") == BOT]
+    order = [e["user"] for i, e in enumerate(acted) if i == 0 or acted[i - 1]["user"] != e["user"]]
+    if order != [who.user for who in people]:
+        problems.append(
+            f"the engine's changes should act as {[w.user for w in people]} in turn; they acted as {order}"
+        )
+    groups = {who.user: sorted(who.groups) for who in people}
+    problems += sorted(
+        {
+            f"a change made as {e['user']} with groups {e['groups']}, not as the plan maps them"
+            for e in acted
+            if sorted(g for g in e["groups"] if g != "system:authenticated") != groups.get(e["user"])
+        }
+    )
+    for who in people:
+        made = {(e["verb"], e["resource"], e["subresource"]) for e in acted if e["user"] == who.user}
+        missing = {("patch", "nodes", ""), ("create", "pods", "eviction")} - made
+        problems += [f"{who.user} never made {' '.join(m)}" for m in sorted(missing)]
+    return problems
+
+
+WRITES = {"create", "update", "patch", "delete", "deletecollection"}
+OWN_NAMESPACE_WRITES = {"leases", "deployments"}  # the Role's: the Lease and the headroom placeholders
 
 
 def summary(log: list[JSON], rbac: Coverage, aws_coverage: PolicyCoverage, aws: CallRecorder) -> str:

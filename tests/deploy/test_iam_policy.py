@@ -189,19 +189,3 @@ def test_a_call_outside_the_policy_is_reported_denied() -> None:
         "ec2:TerminateInstances on *",
         "ssm:GetParameter on arn:aws:ssm:us-west-2:123456789012:parameter/prod/db-password",
     ]
-
-
-def test_an_action_another_path_needs_is_excused_and_a_stale_excuse_is_reported() -> None:
-    calls = [Call("iam", "GetPolicy", ("arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",))]
-    coverage = policy_coverage(
-        POLICY,
-        calls,
-        needed_elsewhere={
-            "iam:GetRolePolicy": "inline policies only",
-            "iam:GetPolicy": "stale: it was called",
-            "ssm:GetParameter": "stale: not granted",
-        },
-    )
-    assert coverage.excused == (("iam:GetRolePolicy", "inline policies only"),)
-    assert "iam:GetRolePolicy" not in coverage.unused and "ec2:DescribeInstances" in coverage.unused
-    assert coverage.stale_excuses == ("iam:GetPolicy: used by these calls", "ssm:GetParameter: not granted")

@@ -95,22 +95,3 @@ def test_an_impersonated_request_uses_the_impersonate_grant_not_the_verbs_grant(
     coverage = rbac_coverage(log, MANIFESTS, service_account=SA)
     assert [str(g).split(" (")[0] for g in coverage.used] == ['impersonate users "alice"']
     assert len(coverage.denied) == 1
-
-
-def test_grants_another_path_needs_are_excused_by_name_and_a_stale_excuse_is_reported() -> None:
-    log = [entry("list", "pods"), entry("create", "pods/eviction", namespace="shop", name="web-1")]
-    excuses = {
-        'impersonate users "alice"': "the rollback path — test_rollback",
-        "list pods": "no longer true: the run lists pods",
-        "delete nodes": "never granted",
-    }
-    coverage = rbac_coverage(log, MANIFESTS, service_account=SA, needed_elsewhere=excuses)
-    assert [(g.key, why) for g, why in coverage.excused] == [
-        ('impersonate users "alice"', "the rollback path — test_rollback")
-    ]
-    assert sorted(g.key for g in coverage.unused) == [
-        "create pods",
-        'get coordination.k8s.io/leases "l" in namespace bots',
-        "list pods/eviction",
-    ]
-    assert coverage.stale_excuses == ("list pods: used by this run", "delete nodes: not granted")

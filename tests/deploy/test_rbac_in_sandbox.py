@@ -6,8 +6,11 @@ and a drain of one node (bot.engine.drain), NodePool get/patch, EC2NodeClass cre
 grants it leaves unused are printed, not asserted (that run does not do a whole migration). Then
 every public KubeAdapter call once: none is refused and every grant serves at least one of them —
 so the ClusterRole is exactly the adapter's surface (plus the few requests bot code sends through
-KubeAdapter.request itself, in RAW_CALLS). That every grant is needed *by a migration* is the full
-demo's assertion (test_demo_least_privilege.py, through rbac_coverage), not this file's.
+KubeAdapter.request itself, in RAW_CALLS). With impersonation on, the ClusterRole keeps the reads and
+`impersonate` and drops every write verb: the same adapter calls, the engine's writes made in a
+person's name (who holds exactly the rights the chart no longer gives the bot), are again refused
+nothing and leave no grant unused. That every grant is needed *by a migration* is the full demo's
+assertion (test_demo_least_privilege.py, through rbac_coverage), not this file's.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_support import NAMESPACE, render
-from rbac_coverage import Coverage, rbac_coverage
+from chart_support import AS_ITSELF, NAMESPACE, render
+from rbac_coverage import Coverage, grants_for, rbac_coverage
 from rbac_sandbox import (
     SANDBOX_GRANT,
     SERVICE_ACCOUNT,
@@ -131,6 +134,21 @@ ADAPTER_CALLS: dict[str, Callable[[KubeAdapter], object]] = {
 }
 
 
+# The engine's changes to the cluster: made in a person's name when the plan maps people (the chart
+# then grants the bot none of them), as the bot otherwise. Every other call is the bot's own.
+ENGINE_WRITES = {
+    "cordon", "uncordon", "evict", "create_nodepool", "patch_nodepool", "create_ec2nodeclass",
+    "patch_ec2nodeclass", "delete_nodeclaim",
+}  # fmt: skip
+# What the chart grants the bot for them without impersonation (and not with it): the rights the
+# cluster's own RBAC must give the people the bot impersonates.
+PEOPLES_RIGHTS = {
+    ("patch", "", "nodes"), ("create", "", "pods/eviction"), ("create", "karpenter.sh", "nodepools"),
+    ("patch", "karpenter.sh", "nodepools"), ("delete", "karpenter.sh", "nodeclaims"),
+    ("create", "karpenter.k8s.aws", "ec2nodeclasses"), ("patch", "karpenter.k8s.aws", "ec2nodeclasses"),
+}  # fmt: skip
+
+
 # Bot code that sends its requests through KubeAdapter.request rather than a method of its own.
 HEADROOM = headroom.deployments(1, NAMESPACE, Counter({headroom.Shape("default", 250, 2**28): 2}))
 RAW_CALLS: dict[str, Callable[[KubeAdapter], object]] = {
@@ -178,7 +196,7 @@ SANDBOX_CLUSTER_ADMIN: JSON = {
 
 @pytest.fixture
 def bot(tmp_path: Path) -> Iterator[BotUnderRbac]:
-    yield from bot_under_rbac({}, tmp_path, [SANDBOX_CLUSTER_ADMIN])
+    yield from bot_under_rbac(AS_ITSELF, tmp_path, [SANDBOX_CLUSTER_ADMIN])
 
 
 def test_the_bots_work_today_runs_under_the_charts_rbac_without_a_403(bot: BotUnderRbac) -> None:
@@ -226,6 +244,46 @@ def test_every_adapter_call_is_allowed_and_every_grant_serves_one(bot: BotUnderR
     for call in NOT_GRANTED.values():
         with pytest.raises(Forbidden):
             call(bot.kube)
+
+
+def test_with_impersonation_the_bot_holds_no_write_of_its_own_on_the_cluster() -> None:
+    def grants(values: JSON) -> set[tuple[str, str, str]]:
+        return {(g.verb, g.group, g.resource) for g in grants_for(rbac_objects(values), SERVICE_ACCOUNT)}
+
+    own, impersonating = grants(AS_ITSELF), grants(IMPERSONATION)
+    assert own - impersonating == PEOPLES_RIGHTS
+    assert {v for v, _, _ in impersonating - own} == {"impersonate"}
+    cluster_wide = {g for g in grants_for(rbac_objects(IMPERSONATION), SERVICE_ACCOUNT) if not g.namespace}
+    assert {g.verb for g in cluster_wide} == {"get", "list", "impersonate"}
+
+
+def test_with_impersonation_every_adapter_call_is_allowed_and_every_grant_serves_one(tmp_path: Path) -> None:
+    # Alice holds, from the cluster's own RBAC, exactly what the chart stops granting the bot.
+    rbac = "rbac.authorization.k8s.io"
+    rules = [
+        {"apiGroups": [group], "resources": [resource], "verbs": [verb]}
+        for verb, group, resource in sorted(PEOPLES_RIGHTS)
+    ]
+    alice_migrates: list[JSON] = [
+        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRole", "metadata": {"name": "migrator"}, "rules": rules},
+        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "migrator"},
+         "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "migrator"},
+         "subjects": [{"apiGroup": rbac, "kind": "Group", "name": "sre"}]},
+    ]  # fmt: skip
+    assert ENGINE_WRITES - ADAPTER_CALLS.keys() == set()
+    for bot in bot_under_rbac(IMPERSONATION, tmp_path, [SANDBOX_CLUSTER_ADMIN, *alice_migrates]):
+        as_alice = bot.kube.acting_as(Identity("alice@example.com", ("sre",)))
+        for name, call in {**ADAPTER_CALLS, **RAW_CALLS}.items():
+            try:
+                call(as_alice if name in ENGINE_WRITES else bot.kube)
+            except Forbidden as e:
+                pytest.fail(f"{name}: {e}")
+        with pytest.raises(Forbidden, match="cannot patch resource"):
+            bot.kube.cordon(NODE)  # the bot itself: nothing to write with
+
+        coverage = bot.coverage()
+        assert len(coverage.denied) == 1, coverage.report()
+        assert coverage.unused == (), coverage.report()
 
 
 def test_nothing_outside_the_bots_needs_is_allowed(bot: BotUnderRbac) -> None:
@@ -290,9 +348,37 @@ def test_impersonation_is_granted_for_the_configured_identities_only(tmp_path: P
         assert len(coverage.denied) == 2, coverage.report()
 
 
-def test_without_impersonation_in_values_no_impersonate_rule_is_rendered() -> None:
-    grants = [g for d in rbac_objects({}) for r in d.get("rules", ()) for g in r["verbs"]]
-    assert "impersonate" not in grants
+def test_a_plan_that_maps_nobody_renders_no_impersonate_rule() -> None:
+    grants = [g for d in rbac_objects(AS_ITSELF) for r in d.get("rules", ()) for g in r["verbs"]]
+    assert "impersonate" not in grants and "patch" in grants
+
+
+def test_the_impersonation_granted_follows_the_plan_the_chart_ships() -> None:
+    # The default values ship examples/plan.yaml, which maps alice and carol: the grant is read from
+    # the plan itself (nothing to keep in step by hand), and the bot's own writes are gone.
+    def impersonated(values: JSON) -> set[tuple[str, str]]:
+        return {
+            (g.resource, g.name)
+            for g in grants_for(rbac_objects(values), SERVICE_ACCOUNT)
+            if g.verb == "impersonate"
+        }
+
+    example = {
+        ("users", "alice@example.com"), ("users", "carol@example.com"),
+        ("groups", "platform-sre"), ("groups", "platform-leads"),
+    }  # fmt: skip
+    assert impersonated({}) == example
+    assert grants_for(rbac_objects({}), SERVICE_ACCOUNT) == grants_for(
+        rbac_objects({"impersonation": {"enabled": True, "users": ["alice@example.com", "carol@example.com"],
+                                        "groups": ["platform-leads", "platform-sre"]}}), SERVICE_ACCOUNT
+    )  # fmt: skip
+    inline = AS_ITSELF["plan"]["inline"] + "impersonation:\n  U0X: {user: erin@example.com, groups: [ops]}\n"
+    assert impersonated({"plan": {"inline": inline}}) == {("users", "erin@example.com"), ("groups", "ops")}
+    # A plan in a ConfigMap of the operator's is out of the chart's sight: the values name the people.
+    assert impersonated({"plan": {"existingConfigMap": "my-plan"}}) == set()
+    assert impersonated({"plan": {"existingConfigMap": "my-plan"}, **IMPERSONATION}) == {
+        ("users", "alice@example.com"), ("groups", "sre"),
+    }  # fmt: skip
 
 
 def test_the_in_cluster_kubeconfig_reaches_the_api_with_the_pods_token_file(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """Change windows and blocking conditions hold a wave: it starts only inside a window, a firing
-blocking alert holds it and says which alert, a blocking pod holds its node (kured's semantics)."""
+blocking alert holds it and says which alert, a blocking pod holds its node (kured's semantics). And
+with the plan's `impersonation:`, a wave nobody on it is mapped for never changes the cluster as the
+bot."""
 
 from __future__ import annotations
 
@@ -15,11 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.domain.waves import WaveState
-from bot.engine.events import WavePaused
+from bot.domain.policy import Actor
+from bot.domain.waves import Trigger, WaveState
+from bot.engine.events import EngineAlert, WavePaused
 from bot.engine.guards import alert_hold, must_pause_at_window_end, parse_selector, pod_hold, window_hold
-from bot.plan import parse_plan
+from bot.plan import parse_plan, plan_hash
+from sandbox.main import BOT_NAMESPACE, BOT_SERVICE_ACCOUNT
 from sandbox.serving import serve_on_loopback
+from storage.models import ApprovalDecision
 
 TUESDAY_NIGHT = dt.datetime(2026, 11, 24, 22, 30, tzinfo=dt.UTC)
 TUESDAY_NOON = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
@@ -108,3 +113,42 @@ def test_a_firing_blocking_alert_holds_an_approved_wave_until_it_resolves(
         assert len(told) == 1 and "alert HighErrorRate firing" in told[0].reason
         fake.firing = ["Watchdog"]
         world.run_until(engine, lambda: world.state(1) is WaveState.EXECUTING, "wave 1 to start")
+
+
+BOT = f"system:serviceaccount:{BOT_NAMESPACE}:{BOT_SERVICE_ACCOUNT}"
+BOB, DAVE = "U0SRE00002", "U0LEAD0002"  # an SRE and a team lead examples/plan.yaml does not map
+
+
+def test_with_impersonation_a_wave_nobody_on_it_is_mapped_for_never_changes_the_cluster_as_the_bot(
+    tmp_path: Path,
+) -> None:
+    with engine_world(tmp_path) as world:
+        assert BOB not in world.plan.impersonation and DAVE not in world.plan.impersonation
+        engine = world.engine()
+        requested = world.fire(1, Trigger.REQUEST, actor=BOB)
+        world.repos.approvals.record_approval(
+            requested.id, user_id=DAVE, decision=ApprovalDecision.APPROVE, plan_hash=plan_hash(world.plan),
+            cycle=requested.version,
+        )  # fmt: skip
+        world.fire(1, Trigger.APPROVE, actor=DAVE)
+        log = world.sandbox.kube_server.api.log
+        start = len(log.since(0)[0])
+
+        for _ in range(3):
+            engine.tick()
+        assert world.state(1) is WaveState.APPROVED  # not started: nothing of it has been changed
+        (alert,) = [e for e in world.events if isinstance(e, EngineAlert)]  # once, however many passes
+        assert alert.kind == "no_identity"
+        for named in ("wave 1 (stateless-web)", f"<@{BOB}>", f"<@{DAVE}>", "`impersonation:`", "approve"):
+            assert named in alert.summary, alert.summary
+
+        # Started anyway (an engine without this check, a wave approved before the plan mapped people):
+        # its steps refuse to run as the bot, and the alert stays the one already raised.
+        world.fire(1, Trigger.START, actor=Actor.system().id)
+        for _ in range(3):
+            engine.tick()
+        assert world.state(1) is WaveState.EXECUTING
+        assert [e.kind for e in world.events if isinstance(e, EngineAlert)] == ["no_identity"]
+        assert not any(n.unschedulable for n in world.inventory().nodes.values())  # read as the bot
+        mine = [e for e in log.since(start)[0] if BOT in (e.get("user"), e.get("impersonatedBy"))]
+        assert mine and [e for e in mine if e["verb"] not in ("get", "list", "watch")] == []

@@ -36,6 +36,13 @@ DEMO = AwsSeed(
         NodeGroupSeed("batch", desired=8, instance_type="c5.xlarge", imds_v1_fraction=1.0),
     ),
     karpenter_pools=(KarpenterPoolSeed("general", "al2", count=2),),
+    node_role_inline_policies=(
+        (
+            "node-logs",
+            '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents", '
+            '"Resource": "arn:aws:logs:{region}:{account}:log-group:/aws/eks/{cluster}/nodes:*"}]}',
+        ),
+    ),
 )
 
 
@@ -257,6 +264,20 @@ def test_nodes_run_with_the_node_role_and_its_four_eks_policies(
     assert "ec2:DescribeInstances" in str(worker)
     for instance in _instances(clients["ec2"]):
         assert instance["IamInstanceProfile"]["Arn"] == seeded.instance_profile_arn
+
+
+def test_the_node_role_carries_the_seeds_inline_policies_with_this_accounts_arns(
+    demo: tuple[AwsEmulator, SeedResult], clients: dict[str, Any]
+) -> None:
+    _, seeded = demo
+    iam = clients["iam"]
+    role_name = seeded.node_role_arn.rsplit("/", 1)[1]
+    assert iam.list_role_policies(RoleName=role_name)["PolicyNames"] == ["node-logs"]
+    document = iam.get_role_policy(RoleName=role_name, PolicyName="node-logs")["PolicyDocument"]
+    (statement,) = document["Statement"]
+    assert statement["Resource"] == (
+        f"arn:aws:logs:us-west-2:{seeded.account_id}:log-group:/aws/eks/{CLUSTER}/nodes:*"
+    )
 
 
 def test_ssm_public_parameters_name_the_latest_and_pinned_amis(

@@ -11,7 +11,7 @@ import yaml
 
 from sandbox.aws import AmiFamily, NodeInstance, NodeOsInfo
 from sandbox.scenarios import Scenario, ScenarioInvalid, ScenarioNotFound, load_scenario, scenario_names
-from sandbox.scenarios.build import kube_objects, slack_seed
+from sandbox.scenarios.build import aws_seed, kube_objects, slack_seed
 
 PLAN = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "plan.yaml").read_text())
 
@@ -108,6 +108,8 @@ def test_the_demo_is_the_cluster_the_example_plan_migrates() -> None:
     assert any(not u.roles for u in demo.slack.users), "someone without a role"
     seed = slack_seed(demo)
     assert {c.id for c in seed.channels} >= {"C0MIGRATION", "C0ALERTS01"}
+    # The node role has an inline policy beside its managed ones (the security report reads both).
+    assert [name for name, _ in aws_seed(demo).node_role_inline_policies] == ["node-logs"]
 
 
 def test_the_demo_holds_a_workload_bottlerocket_breaks_and_the_awkward_cases() -> None:
@@ -165,3 +167,25 @@ def test_scale_makes_5000_nodes_and_100000_pods_all_placed() -> None:
     built = kube_objects(scale, fake_instances(scale), 1.7e9)
     assert built.pod_count == 100_000
     assert not built.unscheduled_pods
+
+
+def test_rbac_groups_bind_an_operator_who_migrates_nodes_and_a_viewer_who_only_reads() -> None:
+    demo = load_scenario("demo")
+    scenario = Scenario.model_validate(
+        {**demo.model_dump(), "rbac_groups": {"platform-sre": "operator", "auditors": "view"}}
+    )
+    objects = kube_objects(scenario, fake_instances(scenario), 1.7e9).objects
+    roles = {o["metadata"]["name"]: o["rules"] for o in objects if o["kind"] == "ClusterRole"}
+    bound = {
+        o["subjects"][0]["name"]: o["roleRef"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"
+    }
+    assert bound == {"platform-sre": "sandbox:operator", "auditors": "sandbox:view"}
+    verbs = {
+        name: {(v, r) for rule in rules for r in rule["resources"] for v in rule["verbs"]}
+        for name, rules in roles.items()
+    }
+    assert {v for v, _ in verbs["sandbox:view"]} == {"get", "list", "watch"}
+    writes = {(v, r) for v, r in verbs["sandbox:operator"] if v not in ("get", "list", "watch")}
+    assert {("patch", "nodes"), ("create", "pods/eviction"), ("patch", "nodepools"),
+            ("create", "ec2nodeclasses"), ("delete", "nodeclaims")} <= writes  # fmt: skip
+    assert not {r for v, r in writes if v == "delete"} - {"nodeclaims"}

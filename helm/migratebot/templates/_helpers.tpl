@@ -55,6 +55,35 @@ app.kubernetes.io/part-of: migratebot
 {{- default (printf "%s-plan" (include "migratebot.fullname" .)) .Values.plan.existingConfigMap }}
 {{- end }}
 
+{{/* The plan the chart ships in its ConfigMap: plan.inline, or the repository's example plan. */}}
+{{- define "migratebot.planText" -}}
+{{- default (.Files.Get "files/plan.example.yaml") .Values.plan.inline }}
+{{- end }}
+
+{{/*
+Who the bot acts as on its mutating calls, as YAML {users, groups}: with impersonation.enabled the
+values' own lists (a plan in an existingConfigMap is out of the chart's sight); otherwise exactly the
+identities of the plan's `impersonation:` section when the chart ships the plan — the bot impersonates
+whoever its plan maps, so the grant follows the plan and can't fall out of step with it.
+*/}}
+{{- define "migratebot.impersonation" -}}
+{{- $users := list }}
+{{- $groups := list }}
+{{- if .Values.impersonation.enabled }}
+{{- $users = .Values.impersonation.users | default list }}
+{{- $groups = .Values.impersonation.groups | default list }}
+{{- else if not .Values.plan.existingConfigMap }}
+{{- $plan := include "migratebot.planText" . | fromYaml }}
+{{- range $_, $who := ($plan.impersonation | default dict) }}
+{{- $users = append $users $who.user }}
+{{- range ($who.groups | default list) }}
+{{- $groups = append $groups . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- dict "users" ($users | uniq | sortAlpha) "groups" ($groups | uniq | sortAlpha) | toYaml }}
+{{- end }}
+
 {{- define "migratebot.embeddedDatabase" -}}
 {{- if not .Values.database.existingSecret }}true{{ end }}
 {{- end }}
