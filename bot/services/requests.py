@@ -49,7 +49,7 @@ ACTION_REFUSED = "slack.action_refused"
 ACCESS_DENIED = "access.denied"
 _DONE = frozenset({WaveState.COMPLETED, WaveState.ROLLED_BACK, WaveState.ABORTED})
 _REQUESTABLE = frozenset({WaveState.PLANNED, WaveState.DENIED, WaveState.EXPIRED})
-_DRAWN_BY_HANDLERS = _REQUESTABLE | {WaveState.REQUESTED}
+_DRAWN_BY_HANDLERS = frozenset({WaveState.PLANNED, WaveState.REQUESTED, WaveState.EXPIRED})
 DRAWN = "drawn_version"  # a request message's facts: the wave version its card was last drawn for
 
 
@@ -710,8 +710,9 @@ class WaveRequests:
     def cards_to_redraw(self) -> list[tuple[RequestCard, SlackMessageView]]:
         """Each wave the engine or the canary has moved since its request message was last drawn
         here: that (latest) message and the card it should show now — so the header and the outcome
-        follow the wave (executing, baking, completed, …). States the Slack handlers draw themselves
-        (requested, denied, expired — and a request replaced by a fresh one) are left to them."""
+        follow the wave (executing, baking, completed, …), and a decision whose redraw Slack refused
+        is shown. Open and expired requests (an expired one may be replaced by a fresh request, whose
+        old message says so) are left to the handlers that draw them."""
         plan = self.plans.current()
         out: list[tuple[RequestCard, SlackMessageView]] = []
         for cluster in plan.clusters:
@@ -867,7 +868,24 @@ class WaveMessages:
 
 
 def last_canary(repositories: Repositories, cluster: str) -> str | None:
-    """HOOK for the canary issue: a one-line summary of the cluster's last canary run, None until the
-    canary tables and their repository are wired here (another engineer is writing them)."""
-    del repositories, cluster
-    return None
+    """The cluster's latest canary run in one line — which wave, its verdict and when, the failing
+    checks, the bake's state and an open alert — or None while no wave has baked."""
+    finished = [
+        (run.finished_at, wave, run)
+        for wave in repositories.migrations.waves(cluster)
+        for run in repositories.canary.runs(wave.id)
+        if run.finished_at is not None
+    ]
+    if not finished:
+        return None
+    at, wave, run = max(finished, key=lambda f: (f[0], f[2].id))
+    failing = [str(c.get("check")) for c in run.results.get("checks") or () if c.get("verdict") != "pass"]
+    line = f"{wave.label}: {run.verdict}" + (f" ({', '.join(failing)})" if failing else "")
+    line += f" at {at:%H:%M} UTC"
+    bake = repositories.canary.bake(wave.id)
+    if bake is not None:
+        line += f"; baking until {bake.until:%H:%M} UTC" if bake.running else f"; bake {bake.outcome}"
+    episode = repositories.canary.open_episode_of(wave.id)
+    if episode is not None:
+        line += f" — :rotating_light: alert open: {episode.summary}"
+    return line

@@ -186,6 +186,28 @@ def test_app_home_shows_each_clusters_waves_al2_nodes_left_and_the_last_canary(w
     assert "*AL2 nodes left:* 18 (from wave 1 (stateless-web)'s progress" in shown
     assert "*Last canary:* none yet" in shown
 
+    # The wave bakes and the canary's first run fails a check: the next look at the Home says so.
+    canary = world.bot.repositories.canary
+    bake = canary.start_bake(
+        wave.wave_id, interval=dt.timedelta(minutes=1), until=dt.datetime(2099, 1, 1, 12, 30, tzinfo=dt.UTC)
+    )
+    run = canary.claim_run(wave.wave_id, bake.analysis, "tick-0", runner="test")
+    assert run is not None
+    checks = [{"check": "pods_ready", "verdict": "pass"}, {"check": "crash_loops", "verdict": "fail"}]
+    canary.finish_run(run.id, "fail", {"checks": checks})
+    canary.open_episode(
+        wave.wave_id, kind="canary", summary="fluent-bit crash-loops on 2 nodes", details={}, actor="canary"
+    )
+    world.people.deliver_event(world.people.build_event(opened))
+
+    def redrawn() -> str | None:
+        view = str(world.slack.workspace.home_view(PEOPLE["erin"]))
+        return view if "Last canary:* wave 1" in view else None
+
+    shown = eventually(redrawn, timeout=10)
+    assert "*Last canary:* wave 1 (stateless-web): fail (crash_loops) at " in shown, shown
+    assert "baking until 12:30 UTC" in shown and "alert open: fluent-bit crash-loops on 2 nodes" in shown
+
 
 def test_a_request_slack_refused_to_post_is_posted_once_slack_answers_and_can_be_approved(
     world: World,
@@ -258,3 +280,19 @@ def test_the_request_message_follows_its_wave_through_execution_to_completion(wo
     _publish_from_engine_thread(bus, [WaveFinished(wave, "baking", "30 nodes moved")])
     eventually(lambda: world.bot.upkeep.notifier.idle, timeout=5)  # type: ignore[union-attr]
     assert redraws() == drawn
+
+
+def test_a_denial_slack_refused_to_show_is_shown_once_slack_answers_again(world: World) -> None:
+    _, request_ts = _requested(world)
+    world.slack.fail("chat.update", times=None, status=500)
+    world.people["dave"].click(channel=MIGRATION, ts=request_ts, action_id="wave_request.deny")
+    assert "you denied wave 1" in world.wait_for_ephemeral("dave")[-1].lower()
+    assert world.waves()["stateless-web"] == "denied"
+
+    def request() -> dict[str, Any]:
+        return next(m for m in world.history() if m["ts"] == request_ts)
+
+    assert buttons(request())  # Slack still shows the buttons of a request that is decided
+    world.slack.clear_faults()
+    shown = eventually(lambda: request() if not buttons(request()) else None, timeout=15)
+    assert "Denied* by <@U0LEAD0002>" in str(shown["blocks"])
