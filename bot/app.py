@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -357,9 +358,15 @@ def create_asgi(bot: MigrateBot) -> Starlette:
         if bot.socket_mode is not None:
             await bot.socket_mode.connect_async()  # type: ignore[no-untyped-call]
             log.info("Socket Mode connected")
+        # Everything loaded so far (botocore's service models, the Kubernetes and Slack clients,
+        # SQLAlchemy's mappers: ~230,000 objects) lives as long as the process: out of the cyclic
+        # collector's sight, a full collection no longer walks them. Measured: a full collection
+        # took 116 ms on this heap — the whole loop stalls meanwhile, and with it a burst of acks.
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             if bot.socket_mode is not None:
                 await bot.socket_mode.close_async()  # type: ignore[no-untyped-call]
             if bot.operations is not None:
