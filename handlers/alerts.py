@@ -341,7 +341,7 @@ async def canary_status(canary: CanaryDeps, cluster: str) -> str:
             f"{state}; every {bake.interval.total_seconds():g}s until {bake.until:%H:%M:%S} UTC."
         ]
         for run in repos.canary.runs(wave.id)[-5:]:
-            failing = [c["check"] for c in run.results.get("checks") or () if c.get("verdict") != "pass"]
+            failing = run.failing_checks
             extra = f" ({', '.join(failing)})" if failing else ""
             lines.append(f"• {run.started_at:%H:%M:%S} {run.tick}: {run.verdict or 'running'}{extra}")
         episode = repos.canary.open_episode_of(wave.id)

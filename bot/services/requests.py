@@ -723,7 +723,7 @@ class WaveRequests:
                 if message is None or message.ts is None or message.facts.get(DRAWN) == wave.version:
                     continue
                 try:
-                    out.append((self.request_card(RequestRef(wave.id, message.cycle)), message))
+                    out.append((self._request_card(wave, RequestRef(wave.id, message.cycle), plan), message))
                 except RequestRefused:
                     continue  # the wave left the plan: its message keeps what it showed
         return out
@@ -731,8 +731,9 @@ class WaveRequests:
     def request_card(self, ref: RequestRef) -> RequestCard:
         """Request `ref`'s card as it stands: the cycle's decisions so far and, once the request is
         closed, when (and for a denial, by whom) — to redraw the message without losing them."""
-        plan = self.plans.current()
-        wave = self._repos.migrations.wave(ref.wave_id)
+        return self._request_card(self._repos.migrations.wave(ref.wave_id), ref, self.plans.current())
+
+    def _request_card(self, wave: WaveView, ref: RequestRef, plan: Plan) -> RequestCard:
         digest = self._bound_plan_hash(wave)
         approvals = self._cycle_approvals(wave, ref.version, digest)
         if wave.version == ref.version:
@@ -879,7 +880,7 @@ def last_canary(repositories: Repositories, cluster: str) -> str | None:
     if not finished:
         return None
     at, wave, run = max(finished, key=lambda f: (f[0], f[2].id))
-    failing = [str(c.get("check")) for c in run.results.get("checks") or () if c.get("verdict") != "pass"]
+    failing = run.failing_checks
     line = f"{wave.label}: {run.verdict}" + (f" ({', '.join(failing)})" if failing else "")
     line += f" at {at:%H:%M} UTC"
     bake = repositories.canary.bake(wave.id)

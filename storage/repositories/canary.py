@@ -64,6 +64,11 @@ class RunView:
     verdict: str | None
     results: dict[str, Any] = field(hash=False)
 
+    @property
+    def failing_checks(self) -> list[str]:
+        """The checks of this run that did not pass, in the order they ran."""
+        return [str(c.get("check")) for c in self.results.get("checks") or () if c.get("verdict") != "pass"]
+
     @classmethod
     def of(cls, row: CanaryRun) -> RunView:
         return cls(
